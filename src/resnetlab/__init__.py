@@ -1,0 +1,27 @@
+"""resnetlab: residual networks for image classification.
+
+    import resnetlab
+    model = resnetlab.create_model("resnet50", num_classes=10)
+    clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(32, 32, 3))
+    result = resnetlab.train(model="resnet20", data="digits", epochs=30)
+"""
+
+__version__ = "0.1.0"
+
+from . import models  # noqa: E402,F401  (registers every architecture)
+from .checkpoint import load_model, read_info, save_model  # noqa: E402
+from .config import Config, load_config  # noqa: E402
+from .data import load_dataset  # noqa: E402
+from .errors import ConfigError, DataError, ModelFileError, UserError  # noqa: E402
+from .evaluate import EvalResult, evaluate_model  # noqa: E402
+from .info import ModelInfo  # noqa: E402
+from .keras import Classifier, load  # noqa: E402
+from .predict import Predictor  # noqa: E402
+from .registry import create_model, list_models, register_model  # noqa: E402
+from .training import History, TrainResult, fit, train  # noqa: E402
+
+__all__ = [
+    "Classifier", "Config", "ConfigError", "DataError", "EvalResult", "History", "ModelFileError", "ModelInfo",
+    "Predictor", "TrainResult", "UserError", "__version__", "create_model", "evaluate_model", "fit", "list_models",
+    "load", "load_config", "load_dataset", "load_model", "read_info", "register_model", "save_model", "train",
+]

@@ -1,0 +1,241 @@
+"""The `resnetlab` command: each subcommand parses its arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import ConfigError, UserError, did_you_mean
+
+console = Console()
+
+
+def _print_settings_help() -> None:
+    from .config import describe_settings
+
+    table = Table(title="resnetlab train settings (key=value)", show_lines=False)
+    for column in ("key", "type", "default", "meaning"):
+        table.add_column(column)
+    for row in describe_settings():
+        table.add_row(*row)
+    console.print(table)
+    console.print("Examples: resnetlab train model=resnet20 epochs=40 lr=0.05\n"
+                  "          resnetlab train config=my.yaml batch_size=64")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config, parse_overrides
+    from .training import train
+
+    if args.help:
+        args.parser.print_help()
+        _print_settings_help()
+        return 0
+    overrides = parse_overrides(args.settings)
+    config_file = overrides.pop("config", None)
+    config = load_config(config_file, overrides)
+    result = train(config)
+    table = Table(title=f"Run {result.run_dir}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    best = result.info.training
+    table.add_row("best epoch", f"{best['epoch']} of {best['epochs']}")
+    if best.get("val_accuracy") is not None:
+        table.add_row("val accuracy", f"{best['val_accuracy']:.2%}")
+    if result.test is not None:
+        table.add_row("test accuracy", f"{result.test.accuracy:.2%}")
+        table.add_row("test top-5", f"{result.test.top5:.2%}")
+        table.add_row("test loss", f"{result.test.loss:.4f}")
+    table.add_row("model file", str(result.best_path))
+    console.print(table)
+    if result.test is not None:
+        print(f"test accuracy: {result.test.accuracy:.4f}")
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _key_values(words: list[str], allowed: dict[str, str], namespace: argparse.Namespace) -> None:
+    """Apply `key=value` words to `namespace` (the CLI takes both `--data x` and `data=x`)."""
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ConfigError(f"unexpected argument {word!r}")
+        key = key.strip().replace("-", "_")
+        if key not in allowed:
+            raise ConfigError(f"unknown option {key!r}{did_you_mean(key, allowed)}; options: {', '.join(allowed)}")
+        setattr(namespace, allowed[key], value)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .data.sources import load_dataset
+    from .device import resolve_device
+    from .evaluate import evaluate_model
+
+    _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
+                             "batch_size": "batch_size"}, args)
+    device = resolve_device(args.device)
+    model, info = load_model(args.model, device=device)
+    dataset_name = args.data or info.training.get("dataset")
+    if not dataset_name:
+        raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
+    data = load_dataset(dataset_name, data_dir=args.data_dir)
+    result = evaluate_model(model, data.split(args.split), info, batch_size=int(args.batch_size), device=device)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "data": dataset_name, "split": args.split, **result.to_dict()}))
+        return 0
+    print(f"model: {args.model}\ndata:  {dataset_name}, {args.split} split, {result.num_samples} images")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accuracy", f"{result.accuracy:.2%}")
+    table.add_row("top-5 accuracy", f"{result.top5:.2%}")
+    table.add_row("loss", f"{result.loss:.4f}")
+    console.print(table)
+    per_class = Table(title="per-class accuracy")
+    per_class.add_column("class")
+    per_class.add_column("accuracy", justify="right")
+    per_class.add_column("images", justify="right")
+    for (name, acc), support in zip(result.per_class_accuracy.items(), result.confusion.sum(axis=1)):
+        per_class.add_row(name, "-" if acc != acc else f"{acc:.2%}", str(int(support)))
+    console.print(per_class)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import Predictor
+
+    predictor = Predictor.from_file(args.model, device=args.device)
+    predictions = predictor.predict_files(args.images, topk=args.topk)
+    failures = [p for p in predictions if p.error]
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    else:
+        table = Table(title=f"top-{args.topk} predictions of {Path(args.model).name}")
+        table.add_column("image")
+        table.add_column("prediction")
+        table.add_column("probability", justify="right")
+        table.add_column("others")
+        for p in predictions:
+            if p.error:
+                table.add_row(p.source, "[red]error[/red]", "", p.error)
+            else:
+                others = ", ".join(f"{lab} {prob:.1%}" for lab, prob in zip(p.labels[1:], p.probs[1:]))
+                table.add_row(p.source, p.labels[0], f"{p.probs[0]:.1%}", others)
+        console.print(table)
+    for p in failures:
+        print(f"error: {p.error}", file=sys.stderr)
+    return 1 if len(failures) == len(predictions) else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models.summary import model_stats
+    from .registry import list_models
+
+    names = list_models(args.pattern or "*", family=args.family)
+    if not names:
+        raise ConfigError(f"no model matches {args.pattern!r}")
+    table = Table(title="resnetlab models")
+    for column, justify in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "right"),
+                            ("GMACs", "right"), ("GFLOPs", "right"), ("paper", "left")):
+        table.add_column(column, justify=justify)
+    for name in names:
+        stats = model_stats(name, flops=not args.no_flops)
+        c, h, w = stats.input_size
+        macs = "" if stats.flops is None else f"{stats.flops / 2e9:.3f}"
+        flops = "" if stats.flops is None else f"{stats.flops / 1e9:.3f}"
+        table.add_row(name, stats.family, f"{stats.params:,}", f"{c}x{h}x{w}", macs, flops, stats.paper)
+    console.print(table)
+    console.print("Parameters at each model's default class count. FLOPs count a multiply-add as 2; "
+                  "torchvision's tables quote multiply-adds (GMACs).")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data.sources import DATASETS
+
+    table = Table(title="resnetlab datasets (data=NAME)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, (_, description) in sorted(DATASETS.items()):
+        table.add_row(name, description)
+    console.print(table)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .checkpoint import read_info
+
+    info = read_info(args.model)
+    print(json.dumps(info.to_dict(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resnetlab", description="Residual networks for image classification.")
+    parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model (key=value settings; --help lists them)", add_help=False)
+    p.add_argument("settings", nargs="*", help="key=value settings, e.g. model=resnet20 epochs=30 (config=FILE.yaml)")
+    p.add_argument("-h", "--help", action="store_true", help="show this help and every setting")
+    p.set_defaults(func=cmd_train, parser=p)
+
+    p = sub.add_parser("evaluate", help="accuracy, top-5, loss and per-class accuracy of a model file on a dataset")
+    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR (same as the flags)")
+    p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--data-dir", dest="data_dir", default=None)
+    p.add_argument("--batch-size", dest="batch_size", default=256, type=int)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes for image files")
+    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF)")
+    p.add_argument("--topk", "-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print predictions as JSON")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("models", help="list the registered architectures")
+    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")
+    p.add_argument("--family", default=None, help="imagenet | cifar | plain | preact | wide | baseline")
+    p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (faster)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="list the datasets `data=` accepts")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("info", help="print a model file's metadata (architecture, classes, preprocessing)")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (UserError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Typed settings for a training run, read from YAML and `key=value` overrides.
+
+Every setting is a dataclass field with a default that works. On the command line a setting is named by
+its field name (`epochs=30`), unique across sections, or by its dotted path (`train.epochs=30`);
+`model=`, `data=` and `name=` are short for `model.name`, `data.name` and `run.name`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError, did_you_mean
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet20"  # any name from `resnetlab models`
+    stem: str | None = None  # imagenet | small; None keeps the architecture's own
+    shortcut: str | None = None  # A | B (He et al. 2015, Sec. 3.3); None keeps the architecture's own
+    zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
+    drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
+    block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
+
+    def options(self) -> dict[str, Any]:
+        """Architecture options to pass to `create_model`, leaving out the ones left at default."""
+        opts = {"stem": self.stem, "shortcut": self.shortcut}
+        opts = {k: v for k, v in opts.items() if v is not None}
+        for key in ("zero_init_residual", "drop_path_rate", "block_drop_rate"):
+            if getattr(self, key):
+                opts[key] = getattr(self, key)
+        return opts
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # dataset name (`resnetlab datasets` lists them)
+    data_dir: str | None = None  # where the dataset's files are; None: the default cache folder
+    val_fraction: float | None = None  # held out of train for validation; None: the dataset's own split
+    crop_padding: int | None = None  # random-crop padding in pixels; None: the dataset's default, 0: off
+    pad_mode: str | None = None  # zeros | reflect | edge; None: the dataset's default
+    flip: bool | None = None  # random horizontal flips; None: the dataset's default (off for digits)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128  # images per optimizer step
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.1  # peak learning rate for `batch_size` images
+    momentum: float = 0.9  # SGD momentum, or Adam's beta1
+    nesterov: bool = True  # SGD only
+    weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
+    decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)
+    schedule: Literal["cosine", "step", "multistep", "constant"] = "cosine"  # applied every iteration
+    warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs
+    step_size: int = 30  # schedule=step: epochs between decays
+    milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
+    gamma: float = 0.1  # step/multistep decay factor
+    label_smoothing: float = 0.0  # Szegedy et al. 2016; 0.1 is common
+
+
+@dataclass
+class RunConfig:
+    name: str | None = None  # run folder name under `project`; None: "<model>-<data>", numbered if taken
+    project: str = "runs"  # parent folder of run folders
+    seed: int = 0  # seeds weights, data order and augmentation
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    progress: bool = True  # rich progress bar; off prints one line per epoch
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> Config:
+        """Raise ConfigError for values out of range; return self."""
+        t = self.train
+        checks = [
+            (t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}"),
+            (t.batch_size >= 1, f"batch_size must be at least 1, got {t.batch_size}"),
+            (t.lr > 0, f"lr must be positive, got {t.lr}"),
+            (t.weight_decay >= 0, f"weight_decay must be >= 0, got {t.weight_decay}"),
+            (0 <= t.momentum < 1, f"momentum must be in [0, 1), got {t.momentum}"),
+            (0 <= t.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {t.label_smoothing}"),
+            (t.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {t.warmup_epochs}"),
+            (t.step_size >= 1, f"step_size must be at least 1, got {t.step_size}"),
+            (self.data.val_fraction is None or 0 <= self.data.val_fraction < 1,
+             f"val_fraction must be in [0, 1), got {self.data.val_fraction}"),
+            (self.data.crop_padding is None or self.data.crop_padding >= 0,
+             f"crop_padding must be >= 0, got {self.data.crop_padding}"),
+            (0 <= self.model.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+ALIASES = {"model": "model.name", "data": "data.name", "name": "run.name"}
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in dataclasses.fields(Config)}
+
+
+def setting_paths() -> dict[str, str]:
+    """Map every accepted key (leaf name, dotted path, alias) to its dotted path."""
+    paths: dict[str, str] = {}
+    for section, cls in _sections().items():
+        for f in dataclasses.fields(cls):
+            dotted = f"{section}.{f.name}"
+            paths[dotted] = dotted
+            if f.name != "name":
+                if f.name in paths:
+                    raise RuntimeError(f"setting name {f.name!r} is not unique across sections")
+                paths[f.name] = dotted
+    paths.update(ALIASES)
+    return paths
+
+
+def _field_type(section: str, name: str) -> Any:
+    cls = _sections()[section]
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert `value` (a YAML scalar or a command-line string) to the type `hint`, or raise ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
+        if is_none and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(key, value, inner[0]) if len(inner) == 1 else value
+    if origin is Literal:
+        text = str(value)
+        if text not in args:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, args))}; got {text!r}"
+                              f"{did_you_mean(text, map(str, args))}")
+        return text
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip() else []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [coerce(key, v, args[0]) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(number)
+    if hint is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if hint is str:
+        return str(value)
+    raise TypeError(f"unsupported setting type {hint!r} for {key}")
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Set each `key: value` (key as accepted by `setting_paths`), type-checked; return the config."""
+    paths = setting_paths()
+    for key, value in overrides.items():
+        if key not in paths:
+            raise ConfigError(f"unknown setting {key!r}{did_you_mean(key, paths)} "
+                              f"(`resnetlab train --help` lists all)")
+        section, name = paths[key].split(".")
+        setattr(getattr(config, section), name, coerce(key, value, _field_type(section, name)))
+    return config
+
+
+def parse_overrides(args: list[str]) -> dict[str, str]:
+    """Split command-line `key=value` words into a dict, rejecting anything else."""
+    overrides: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {arg!r} (for example: epochs=30 lr=0.05)")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and f"{prefix}{key}" in _sections():
+            flat.update(_flatten(value, f"{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build a Config from defaults, then a YAML file (nested or flat keys), then overrides; validate it."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+        apply_overrides(config, _flatten(data))
+    apply_overrides(config, overrides or {})
+    return config.validate()
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, comment) for every setting, for `--help`; comments come from this file."""
+    import inspect
+
+    rows = []
+    for section, cls in _sections().items():
+        source = inspect.getsource(cls)
+        comments = {}
+        for line in source.splitlines():
+            name, _, rest = line.strip().partition(":")
+            if "#" in rest:
+                comments[name] = rest.split("#", 1)[1].strip()
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            key = {v: k for k, v in ALIASES.items()}.get(f"{section}.{f.name}", f.name)
+            rows.append((key, _type_name(hints[f.name]), repr(default), comments.get(f.name, "")))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "|".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args).replace("NoneType", "none")
+    if origin in (list, tuple):
+        return f"list of {_type_name(args[0])}"
+    return getattr(hint, "__name__", str(hint))

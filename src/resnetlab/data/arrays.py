@@ -1,0 +1,117 @@
+"""NumPy arrays and torch tensors as image sets: the Keras-style entry point.
+
+NumPy arrays are read as NHWC (Keras' convention) and torch tensors as NCHW (PyTorch's); either
+layout is accepted from either kind where the expected image shape tells them apart. Grayscale
+arrays may drop the channel axis: [N, H, W].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .dataset import ImageSet
+
+_CHANNEL_COUNTS = (1, 2, 3, 4)
+
+
+def _layout_guess(shape: tuple[int, ...], channels_last: bool) -> str:
+    """Return "nhwc" or "nchw" for a 4-D shape when no expected image shape is known."""
+    last_ok, first_ok = shape[3] in _CHANNEL_COUNTS, shape[1] in _CHANNEL_COUNTS
+    if last_ok and (channels_last or not first_ok):
+        return "nhwc"
+    if first_ok:
+        return "nchw"
+    raise DataError(f"cannot tell the channel axis of images with shape {shape}: give NHWC arrays "
+                    f"(Keras convention) or NCHW tensors with 1-4 channels")
+
+
+def images_to_tensor(images: Any, *, expected: tuple[int, int, int] | None = None, name: str = "x") -> torch.Tensor:
+    """Convert images to a uint8 or float32 tensor [N, C, H, W].
+
+    Args:
+        images: uint8 [N, H, W, C] / [N, H, W] arrays, uint8 or float [N, C, H, W] tensors; floats in 0..1.
+        expected: (C, H, W) the model was built for; a mismatch raises, naming both shapes.
+        name: the argument's name, for error messages.
+    """
+    is_tensor = isinstance(images, torch.Tensor)
+    array = images.detach().cpu().numpy() if is_tensor else np.asarray(images)
+    if array.dtype == object or array.ndim not in (3, 4):
+        raise DataError(f"{name} must be a 3-D [N, H, W] or 4-D image array, got shape {array.shape} "
+                        f"of {array.dtype}")
+    if len(array) == 0:
+        raise DataError(f"{name} holds no images")
+    if array.ndim == 3:
+        array = array[:, None]
+    else:
+        nhwc_match = expected is not None and array.shape[1:] == (expected[1], expected[2], expected[0])
+        nchw_match = expected is not None and array.shape[1:] == tuple(expected)
+        if nhwc_match or nchw_match:  # both only when C == H == W: follow the container's convention
+            channels_last = nhwc_match and not (nchw_match and is_tensor)
+        else:
+            channels_last = _layout_guess(array.shape, channels_last=not is_tensor) == "nhwc"
+        if channels_last:
+            array = array.transpose(0, 3, 1, 2)
+    if expected is not None and array.shape[1:] != tuple(expected):
+        c, h, w = expected
+        got_c, got_h, got_w = array.shape[1:]
+        raise DataError(f"{name} has images of {got_h}x{got_w} with {got_c} channel(s); the model expects "
+                        f"{h}x{w} with {c} (arrays as [N, {h}, {w}, {c}] or tensors as [N, {c}, {h}, {w}])")
+    return _to_pixel_tensor(np.ascontiguousarray(array), name)
+
+
+def _to_pixel_tensor(array: np.ndarray, name: str) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        return torch.from_numpy(array)
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise DataError(f"{name} holds integers from {low} to {high}; integer images must be 0..255 "
+                            f"(or give floats in 0..1)")
+        return torch.from_numpy(array.astype(np.uint8))
+    if np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise DataError(f"{name} contains NaN or infinite values")
+        return torch.from_numpy(values)
+    raise DataError(f"{name} must hold uint8 or float pixels, got {array.dtype}")
+
+
+def labels_to_tensor(labels: Any, *, count: int, num_classes: int | None = None, name: str = "y") -> torch.Tensor:
+    """Convert integer class labels [N] (or [N, 1]) or one-hot rows [N, K] to int64 [N]."""
+    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 2:
+        if num_classes is not None and array.shape[1] != num_classes:
+            raise DataError(f"{name} is one-hot with {array.shape[1]} columns but the model has {num_classes} "
+                            f"classes")
+        is_one_hot = np.isin(array, (0, 1)).all() and (array.sum(axis=1) == 1).all()
+        if not is_one_hot:
+            raise DataError(f"{name} has shape {array.shape} but its rows are not one-hot; give integer "
+                            f"labels [N] or one-hot rows [N, classes]")
+        array = array.argmax(axis=1)
+    if array.ndim != 1:
+        raise DataError(f"{name} must be integer labels [N] or one-hot [N, classes], got shape {array.shape}")
+    if len(array) != count:
+        raise DataError(f"{name} has {len(array)} labels for {count} images; give one label per image")
+    integral = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.bool_) or (
+        np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0))
+    if not integral:
+        raise DataError(f"{name} must hold integer class indices, got {array.dtype} values such as {array[:3]}")
+    array = array.astype(np.int64)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or (num_classes is not None and high >= num_classes):
+        limit = f"0..{num_classes - 1}" if num_classes is not None else "non-negative"
+        raise DataError(f"{name} holds labels from {low} to {high}; labels must be {limit}")
+    return torch.from_numpy(array)
+
+
+def arrays_to_imageset(images: Any, labels: Any, *, expected: tuple[int, int, int] | None = None,
+                       num_classes: int | None = None, names: tuple[str, str] = ("x", "y")) -> ImageSet:
+    """Validate and convert a pair of image and label arrays into an ImageSet."""
+    pixels = images_to_tensor(images, expected=expected, name=names[0])
+    return ImageSet(pixels, labels_to_tensor(labels, count=len(pixels), num_classes=num_classes, name=names[1]))

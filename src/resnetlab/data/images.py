@@ -1,0 +1,95 @@
+"""Reading image files into arrays the model expects, whatever their mode, with reasons for failures."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
+MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 0.25 GiB of RGB pixels)
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
+
+
+class BadImageError(DataError):
+    """An image file that cannot be used; the message names the file and the reason."""
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Composite transparent images onto white, the usual background of drawings, scans and logos."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Scale 16- and 32-bit grayscale to 0..255 (Pillow's convert would clip instead)."""
+    values = np.asarray(image, dtype=np.float64)
+    high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+    return Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round().astype(np.uint8), mode="L")
+
+
+def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+    """Open an image as "L" (channels=1) or "RGB" (channels=3), upright per its EXIF orientation.
+
+    Raises BadImageError naming the file for missing, empty, truncated, non-image or oversized files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise BadImageError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                if opened.width * opened.height > MAX_PIXELS:
+                    raise BadImageError(f"{path}: {opened.width}x{opened.height} pixels exceeds the limit of "
+                                        f"{MAX_PIXELS:,} (a decompression bomb?)")
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError:
+        raise BadImageError(f"{path}: not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{path}: too many pixels ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"{path}: truncated or corrupt image ({exc})") from None
+    mode = image.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        image = _flatten_alpha(image)
+    elif mode.startswith("I") or mode == "F":
+        image = _to_8bit(image)
+    if channels == 1:
+        return image.convert("L")
+    if channels == 3:
+        return image.convert("RGB")
+    raise DataError(f"models with {channels} input channels cannot read image files; use 1 or 3 channels")
+
+
+def resize_for_model(image: Image.Image, size: tuple[int, int], interpolation: str = "bilinear",
+                     crop_pct: float = 1.0) -> Image.Image:
+    """Resize to (H, W) as the model was trained: straight resize, or resize then center-crop."""
+    height, width = size
+    resample = RESAMPLE[interpolation]
+    if crop_pct >= 1.0:
+        return image.resize((width, height), resample)
+    # torchvision's eval transform: shorter side to size / crop_pct, then the central size x size
+    short = int(round(min(height, width) / crop_pct))
+    scale = short / min(image.size)
+    resized = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))),
+                           resample)
+    left, top = (resized.width - width) // 2, (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """PIL image -> uint8 [C, H, W]."""
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -1,0 +1,260 @@
+"""A Keras-style facade over the library: compile, fit, evaluate, predict, save, load.
+
+    clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(28, 28, 3))
+    clf.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = clf.fit(X_train, y_train, epochs=10, batch_size=32, validation_data=(X_val, y_val))
+    clf.evaluate(X_test, y_test)   # {"loss": ..., "accuracy": ...}
+    clf.predict(X_test)            # probabilities [N, classes]
+    clf.save("model.h5"); clf2 = resnetlab.load("model.h5")
+
+It holds no logic of its own: arrays go through `data.arrays`, training through `train.fit`,
+metrics through `evaluate`, files through `checkpoint` (the same code the CLI calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import load_model, save_model
+from .config import Config, TrainConfig
+from .data.arrays import arrays_to_imageset
+from .data.augment import Augment
+from .data.dataset import ImageSet
+from .data.loader import BatchLoader
+from .data.stats import channel_stats
+from .device import resolve_device
+from .errors import did_you_mean
+from .evaluate import compute_metrics
+from .info import ModelInfo
+from .predict import Predictor, batched_logits
+from .registry import create_model
+from .training.loop import History, fit
+from .training.progress import make_progress
+
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
+METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
+           "categorical_accuracy": "accuracy", "top5": "top5", "top_5_accuracy": "top5",
+           "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5"}
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}  # Keras' defaults for the same optimizers
+
+
+@dataclass
+class _Compiled:
+    train: TrainConfig
+    optimizer: torch.optim.Optimizer | None
+    metrics: tuple[str, ...]
+
+
+def _input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Keras' (height, width, channels), or (height, width) for grayscale -> (C, H, W)."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (height, width, channels) as in Keras, got {input_shape}")
+    height, width, channels = shape
+    if channels > 4 and height <= 4:
+        raise ValueError(f"input_shape is (height, width, channels) as in Keras; got {input_shape}, did you mean "
+                         f"{(width, channels, height)}?")
+    return channels, height, width
+
+
+class Classifier:
+    """An image classifier with Keras' workflow on NumPy arrays (NHWC) or torch tensors (NCHW).
+
+    Args:
+        model: a registered architecture name (`resnetlab.list_models()`) or a model from `create_model`.
+        num_classes: number of classes; inferred from the labels at the first `fit` when omitted.
+        input_shape: (height, width, channels); inferred from the images at the first `fit` when omitted.
+        class_names: names for the class indices, stored in saved files.
+        device: auto | cpu | cuda | mps.
+        model_options: architecture options such as `stem="small"` or `drop_path_rate=0.1`.
+    """
+
+    def __init__(self, model: str | nn.Module = "resnet20", *, num_classes: int | None = None,
+                 input_shape: tuple[int, ...] | None = None, class_names: list[str] | None = None,
+                 device: str = "auto", seed: int = 0, **model_options: Any):
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.model: nn.Module | None = None
+        self.info: ModelInfo | None = None
+        self._arch = model
+        self._options = model_options
+        self._class_names = list(class_names) if class_names is not None else None
+        self._measure_stats = True  # the first fit sets mean/std from its training images
+        self._compiled = _Compiled(TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-3,
+                                               weight_decay=0.0, schedule="constant"), None, ("accuracy",))
+        if isinstance(model, nn.Module):
+            if not hasattr(model, "arch"):
+                raise ValueError("pass a model built by resnetlab.create_model, or an architecture name")
+            shape = _input_shape_to_chw(input_shape) if input_shape else model.default_input_size
+            self._attach(model, shape)
+        elif num_classes is not None and input_shape is not None:
+            self._build(num_classes, _input_shape_to_chw(input_shape))
+        elif class_names is not None and input_shape is not None:
+            self._build(len(class_names), _input_shape_to_chw(input_shape))
+        else:
+            self._pending = (num_classes, _input_shape_to_chw(input_shape) if input_shape else None)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _build(self, num_classes: int, shape: tuple[int, int, int]) -> None:
+        torch.manual_seed(self.seed)
+        model = create_model(self._arch, num_classes=num_classes, in_chans=shape[0], img_size=shape[1],
+                             **self._options)
+        self._attach(model, shape)
+
+    def _attach(self, model: nn.Module, shape: tuple[int, int, int]) -> None:
+        names = self._class_names or [str(i) for i in range(model.arch.num_classes)]
+        # Until `fit` measures the training data, pixels go in as 0..1 (mean 0, std 1).
+        self.info = ModelInfo(arch=model.arch, class_names=names, input_size=shape,
+                              mean=(0.0,) * shape[0], std=(1.0,) * shape[0])
+        self.model = model.to(self.device)
+
+    def _ensure_built(self, x: Any, y: Any) -> None:
+        if self.model is not None:
+            return
+        num_classes, shape = self._pending
+        probe = arrays_to_imageset(x, y)
+        shape = shape or probe.image_shape
+        if num_classes is None:
+            as_array = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+            num_classes = as_array.shape[1] if as_array.ndim == 2 and as_array.shape[1] > 1 \
+                else int(probe.labels.max()) + 1
+        self._build(num_classes, shape)
+
+    # --- Keras API ---------------------------------------------------------------------------
+
+    def compile(self, optimizer: str | torch.optim.Optimizer = "adam", loss: str = "sparse_categorical_crossentropy",
+                metrics: list[str] | tuple[str, ...] = ("accuracy",), *, learning_rate: float | None = None,
+                weight_decay: float = 0.0, momentum: float | None = None, label_smoothing: float = 0.0,
+                schedule: str = "constant") -> None:
+        """Choose the optimizer (name or a torch.optim instance over `self.model`), loss and metrics."""
+        if loss not in LOSSES:
+            raise ValueError(f"unsupported loss {loss!r}{did_you_mean(str(loss), LOSSES)}; use one of "
+                             f"{', '.join(LOSSES)} (integer and one-hot labels both work with either)")
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unsupported metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)}; use "
+                             f"'accuracy' or 'top5'")
+        instance = None
+        if isinstance(optimizer, torch.optim.Optimizer):
+            self._check_optimizer(optimizer)
+            instance, name = optimizer, "sgd"
+        else:
+            name = str(optimizer).lower()
+            if name not in DEFAULT_LR:
+                raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use "
+                                 f"'sgd', 'adam', 'adamw' or a torch.optim.Optimizer")
+        cfg = replace(TrainConfig(), optimizer=name, lr=learning_rate or DEFAULT_LR[name], weight_decay=weight_decay,
+                      momentum=momentum if momentum is not None else (0.0 if name == "sgd" else 0.9),
+                      nesterov=False, label_smoothing=label_smoothing, schedule=schedule, batch_size=32, epochs=1)
+        Config(train=cfg).validate()  # the library's own range checks (ConfigError is a ValueError)
+        self._compiled = _Compiled(cfg, instance, tuple(dict.fromkeys(METRICS[m] for m in metrics)))
+
+    def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.model is None:
+            raise ValueError("build the model first (give num_classes and input_shape) so the optimizer can be "
+                             "created from clf.model.parameters()")
+        own = {id(p) for p in self.model.parameters()}
+        given = [p for group in optimizer.param_groups for p in group["params"]]
+        if not given or any(id(p) not in own for p in given):
+            raise ValueError("the optimizer holds parameters that are not this model's; build it from "
+                             "clf.model.parameters()")
+
+    def _imageset(self, x: Any, y: Any, names: tuple[str, str]) -> ImageSet:
+        return arrays_to_imageset(x, y, expected=self.info.input_size, num_classes=self.info.num_classes, names=names)
+
+    def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int = 32,
+            validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
+            verbose: int | str = "auto", augment: Augment | None = None) -> History:
+        """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...)."""
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
+        self._ensure_built(x, y)
+        train = self._imageset(x, y, ("x", "y"))
+        val = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            val = self._imageset(*validation_data, names=("validation_data[0]", "validation_data[1]"))
+        elif validation_split > 0:  # as Keras: the last samples, taken before any shuffling
+            cut = len(train) - int(round(len(train) * validation_split))
+            if cut < 1 or cut == len(train):
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation data")
+            val, train = train.subset(torch.arange(cut, len(train))), train.subset(torch.arange(cut))
+        if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
+            mean, std = channel_stats(train)
+            self.info = replace(self.info, mean=mean, std=std)
+            self._measure_stats = False
+        cfg = replace(self._compiled.train, epochs=epochs, batch_size=batch_size)
+        loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
+                             shuffle=shuffle, augment=augment, seed=self.seed,
+                             drop_last=len(train) % batch_size == 1)
+        progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
+        history = fit(self.model, self.info, loader, cfg, val_data=val, optimizer=self._compiled.optimizer,
+                      progress=make_progress(progress))
+        self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs,
+                              **{k: v[-1] for k, v in history.history.items()}}
+        return history
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
+        """Return {"loss": ..., "accuracy": ...} (and "top5" when compiled with it) on images `x`, labels `y`."""
+        self._require_model()
+        data = self._imageset(x, y, ("x", "y"))
+        logits = batched_logits(self.model, data.images, self.info, batch_size=batch_size, device=self.device)
+        result = compute_metrics(logits, data.labels, self.info.class_names)
+        out = {"loss": result.loss}
+        for metric in self._compiled.metrics:
+            out[metric] = result.accuracy if metric == "accuracy" else result.top5
+        return out
+
+    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities float32 [N, num_classes]."""
+        self._require_model()
+        return Predictor(self.model, self.info, device=self.device, batch_size=batch_size).predict_proba(x)
+
+    def predict_classes(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+        """Most likely class index per image, int64 [N]."""
+        return self.predict(x, batch_size=batch_size).argmax(axis=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write a model file: `.h5` (HDF5, as in the Keras tutorial) or `.safetensors`."""
+        self._require_model()
+        return save_model(path, self.model, self.info)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> Classifier:
+        """Read a model file written by `save` or by `resnetlab train` (either format)."""
+        model, info = load_model(path)
+        clf = cls(model, input_shape=(info.input_size[1], info.input_size[2], info.input_size[0]),
+                  class_names=info.class_names, device=device)
+        clf.info, clf._measure_stats = info, False
+        return clf
+
+    def summary(self) -> str:
+        """A short description: architecture, parameters, input shape, classes."""
+        self._require_model()
+        params = sum(p.numel() for p in self.model.parameters())
+        c, h, w = self.info.input_size
+        text = (f"{self.info.arch.name}: {params:,} parameters, input ({h}, {w}, {c}), "
+                f"{self.info.num_classes} classes")
+        print(text)
+        return text
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise ValueError("the model is not built yet: call fit first, or give num_classes and input_shape")
+
+
+def load(path: str | Path, *, device: str = "auto") -> Classifier:
+    """Read a model file (safetensors or HDF5, told apart by content) as a Classifier."""
+    return Classifier.load(path, device=device)

@@ -1,0 +1,10 @@
+"""Model architectures; importing this package registers every builder."""
+
+from . import cnn, resnet  # noqa: F401  (registration side effect)
+from .base import ImageClassifier
+from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
+from .cnn import TutorialCNN
+from .resnet import ResNet
+
+__all__ = ["BasicBlock", "Bottleneck", "ImageClassifier", "PreActBasicBlock", "PreActBottleneck", "ResNet",
+           "TutorialCNN"]

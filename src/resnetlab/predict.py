@@ -1,0 +1,116 @@
+"""Inference: batched logits for in-memory images, and top-k predictions for image files.
+
+Preprocessing comes from the model file (input size, channels, mean/std, resize rule), so a user
+never repeats it. Nothing here imports training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import load_model
+from .data.arrays import images_to_tensor
+from .data.images import BadImageError, image_to_array, load_image, resize_for_model
+from .data.loader import Normalize
+from .device import resolve_device
+from .info import ModelInfo
+
+
+@torch.no_grad()
+def batched_logits(model: nn.Module, images: torch.Tensor, info: ModelInfo, *, batch_size: int = 256,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """Run `model` over images uint8 or float [N, C, H, W] in batches; return float32 logits [N, K] on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
+    normalize = Normalize(info.mean, info.std, scale, device)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(device, non_blocking=True)
+            outputs.append(model(normalize(batch)).float().cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        return torch.empty(0, info.num_classes)
+    return torch.cat(outputs)
+
+
+@dataclass
+class Prediction:
+    """Top-k classes for one input, or the reason it could not be read."""
+
+    source: str
+    labels: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"source": self.source, "error": self.error}
+        return {"source": self.source,
+                "top": [{"label": lab, "index": i, "prob": round(p, 6)}
+                        for lab, i, p in zip(self.labels, self.indices, self.probs)]}
+
+
+class Predictor:
+    """Predict classes for arrays or image files with a trained model.
+
+        predictor = Predictor.from_file("runs/resnet20-digits/best.safetensors")
+        for p in predictor.predict_files(["a.png", "b.jpg"], topk=3): print(p.source, p.labels[0], p.probs[0])
+    """
+
+    def __init__(self, model: nn.Module, info: ModelInfo, *, device: str | torch.device = "auto",
+                 batch_size: int = 64):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.info = info
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, device: str | torch.device = "auto", batch_size: int = 64) -> Predictor:
+        model, info = load_model(path)
+        return cls(model, info, device=device, batch_size=batch_size)
+
+    def predict_proba(self, images: Any) -> np.ndarray:
+        """Class probabilities float32 [N, K] for images as accepted by `images_to_tensor`."""
+        pixels = images_to_tensor(images, expected=self.info.input_size, name="images")
+        logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size, device=self.device)
+        return torch.softmax(logits, dim=1).numpy()
+
+    def read_file(self, path: str | Path) -> np.ndarray:
+        """Load and resize an image file as the model expects: uint8 [C, H, W]."""
+        channels, height, width = self.info.input_size
+        image = load_image(path, channels=channels)
+        image = resize_for_model(image, (height, width), self.info.interpolation, self.info.crop_pct)
+        return image_to_array(image)
+
+    def predict_files(self, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
+        """Top-k predictions per file, in order; unreadable files get a Prediction with `error` set."""
+        topk = max(1, min(topk, self.info.num_classes))
+        results: list[Prediction] = [Prediction(source=str(p)) for p in paths]
+        readable: list[int] = []
+        arrays: list[np.ndarray] = []
+        for i, path in enumerate(paths):
+            try:
+                arrays.append(self.read_file(path))
+                readable.append(i)
+            except BadImageError as exc:
+                results[i].error = str(exc)
+        if arrays:
+            pixels = torch.from_numpy(np.stack(arrays))
+            logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size, device=self.device)
+            probs, indices = torch.softmax(logits, dim=1).topk(topk, dim=1)
+            for row, i in enumerate(readable):
+                results[i].indices = indices[row].tolist()
+                results[i].probs = probs[row].tolist()
+                results[i].labels = [self.info.class_names[j] for j in results[i].indices]
+        return results

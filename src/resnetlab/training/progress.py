@@ -1,0 +1,88 @@
+"""Training progress display: one small interface, a rich bar for terminals, plain lines for logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class ProgressDisplay(Protocol):
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def due(self) -> bool: ...
+    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None: ...
+    def end_epoch(self, summary: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class RichProgress:
+    """A Keras-like bar per epoch: `Epoch 3/30 ━━━━━ 10/10 loss 0.12 acc 96.1% 5,321 img/s 0:00:01 ETA 0:00:00`."""
+
+    refresh_seconds = 0.2  # how often `due()` allows an update (each update syncs the device)
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=False,
+        )
+        self.bar.start()
+        self.task: int | None = None
+        self.last = 0.0
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.task = self.bar.add_task(f"Epoch {epoch}/{epochs}", total=steps, stats="")
+        self.last = 0.0
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.refresh_seconds
+
+    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
+        self.last = time.perf_counter()
+        stats = f"loss {loss:.4f} acc {accuracy:.1%} {images_per_second:,.0f} img/s"
+        self.bar.update(self.task, completed=step, stats=stats)
+
+    def end_epoch(self, summary: str) -> None:
+        self.bar.update(self.task, stats=summary)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+class PlainProgress:
+    """One line per epoch, for logs and non-terminal output."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.prefix = ""
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.prefix = f"Epoch {epoch}/{epochs}"
+
+    def due(self) -> bool:
+        return False
+
+    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
+        pass
+
+    def end_epoch(self, summary: str) -> None:
+        print(f"{self.prefix}: {summary}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class SilentProgress(PlainProgress):
+    def end_epoch(self, summary: str) -> None:
+        pass
+
+
+def make_progress(kind: str = "auto") -> ProgressDisplay:
+    """`auto`: a rich bar on a terminal, plain lines otherwise; also `rich`, `plain`, `none`."""
+    if kind == "auto":
+        kind = "rich" if Console().is_terminal else "plain"
+    return {"rich": RichProgress, "plain": PlainProgress, "none": SilentProgress}[kind]()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resnetlab.data.augment import Augment, random_crop, random_flip
+from resnetlab.data.dataset import ImageSet
+from resnetlab.data.loader import BatchLoader
+
+
+def _ramp(batch=64, channels=3, size=8):
+    base = torch.arange(size * size, dtype=torch.uint8).reshape(size, size)
+    return base.expand(batch, channels, size, size).contiguous()
+
+
+def test_random_crop_is_a_shift_with_zero_fill():
+    images = _ramp()
+    out = random_crop(images, 2, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for i in range(len(images)):  # each output is some 8x8 window of the padded image
+        windows = padded[i].unfold(1, 8, 1).unfold(2, 8, 1)  # [C, 5, 5, 8, 8]
+        assert any(torch.equal(out[i], windows[:, y, x]) for y in range(5) for x in range(5))
+    shifts = {tuple(out[i, 0].nonzero()[0].tolist()) for i in range(len(images))}
+    assert len(shifts) > 5  # offsets vary across the batch
+
+
+def test_edge_and_reflect_padding_never_bring_in_zeros():
+    images = torch.full((16, 1, 6, 6), 200, dtype=torch.uint8)
+    for mode in ("edge", "reflect"):
+        out = random_crop(images, 3 if mode == "edge" else 2, torch.Generator().manual_seed(1), mode)
+        assert (out == 200).all()
+
+
+def test_random_flip_mirrors_about_half():
+    images = _ramp(batch=400)
+    out = random_flip(images, torch.Generator().manual_seed(0))
+    flipped = (out != images).flatten(1).any(1)
+    assert torch.equal(out[flipped], images[flipped].flip(3))
+    assert 0.4 < flipped.float().mean().item() < 0.6
+
+
+def test_augment_is_deterministic_per_seed():
+    augment = Augment(crop_padding=2, flip=True)
+    a = augment(_ramp(), torch.Generator().manual_seed(5))
+    b = augment(_ramp(), torch.Generator().manual_seed(5))
+    c = augment(_ramp(), torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="pad_mode"):
+        Augment(pad_mode="wrap")
+
+
+def _set(n=10):
+    return ImageSet(torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous(),
+                    torch.arange(n))
+
+
+def test_loader_normalizes_and_covers_every_image_once():
+    loader = BatchLoader(_set(), 4, mean=(0.5,), std=(0.25,), shuffle=True, seed=0)
+    assert len(loader) == 3
+    seen, images = [], []
+    for batch, labels in loader:
+        seen += labels.tolist()
+        images.append(batch)
+    assert sorted(seen) == list(range(10))
+    pixels = torch.cat(images)[:, 0, 0, 0]
+    expected = (torch.tensor(seen, dtype=torch.float32) / 255 - 0.5) / 0.25
+    torch.testing.assert_close(pixels, expected)
+
+
+def test_loader_order_depends_on_seed_and_epoch_only():
+    def order(seed, epoch):
+        loader = BatchLoader(_set(), 3, mean=(0,), std=(1,), shuffle=True, seed=seed)
+        loader.set_epoch(epoch)
+        return [label for _, labels in loader for label in labels.tolist()]
+
+    assert order(0, 1) == order(0, 1)
+    assert order(0, 1) != order(0, 2)
+    assert order(0, 1) != order(1, 1)
+
+
+def test_loader_drop_last_and_unshuffled_order():
+    loader = BatchLoader(_set(10), 4, mean=(0,), std=(1,), drop_last=True)
+    assert len(loader) == 2 and loader.num_samples == 8
+    assert [labels.tolist() for _, labels in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]

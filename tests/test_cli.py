@@ -1,0 +1,119 @@
+"""The CLI end to end on the embedded digits: train, evaluate, predict, models, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from resnetlab.cli import main
+from resnetlab.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    project = tmp_path_factory.mktemp("cli-runs")
+    code = main(["train", "epochs=3", "lr=0.05", f"project={project}", "name=cli", "progress=false"])
+    assert code == 0
+    return project / "cli"
+
+
+def test_train_writes_the_run_folder(cli_run, capsys):
+    assert sorted(p.name for p in cli_run.iterdir()) == ["best.safetensors", "config.yaml", "last.safetensors",
+                                                          "metrics.csv", "results.json"]
+    config = yaml.safe_load((cli_run / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 3 and config["train"]["lr"] == 0.05 and config["model"]["name"] == "resnet20"
+    rows = list(csv.DictReader((cli_run / "metrics.csv").read_text().splitlines()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"} <= set(rows[0])
+    results = json.loads((cli_run / "results.json").read_text())
+    assert results["test"]["num_samples"] == 360 and 0 <= results["test"]["accuracy"] <= 1
+
+
+def test_second_run_with_the_same_name_gets_a_new_folder(cli_run, capsys):
+    assert main(["train", "epochs=1", f"project={cli_run.parent}", "name=cli", "progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {cli_run.parent / 'cli-2'}" in out
+    assert "test accuracy: " in out
+
+
+def test_evaluate_flag_and_key_value_forms_agree(cli_run, capsys):
+    model = str(cli_run / "best.safetensors")
+    assert main(["evaluate", model, "--data", "digits", "--json"]) == 0
+    flag = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", model, "data=digits", "split=test", "--json"]) == 0
+    words = json.loads(capsys.readouterr().out)
+    assert flag == words
+    results = json.loads((cli_run / "results.json").read_text())
+    assert flag["accuracy"] == pytest.approx(results["test"]["accuracy"])
+    assert set(flag["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert main(["evaluate", model, "split=val"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "per-class accuracy" in out and "180 images" in out
+
+
+def test_predict_table_and_json(cli_run, tmp_path, capsys):
+    digit = load_dataset("digits").test.images[0, 0].numpy()
+    Image.fromarray(digit, "L").resize((64, 64), Image.Resampling.NEAREST).save(tmp_path / "digit.png")
+    Image.fromarray(np.stack([digit] * 3, -1), "RGB").save(tmp_path / "digit.jpg", quality=95)
+    (tmp_path / "bad.png").write_text("nope")
+    model = str(cli_run / "best.safetensors")
+    files = [str(tmp_path / n) for n in ("digit.png", "digit.jpg", "bad.png")]
+    assert main(["predict", model, *files, "--json", "--topk", "3"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert [len(r.get("top", [])) for r in result] == [3, 3, 0]
+    assert "not an image" in result[2]["error"] and "bad.png" in captured.err
+    assert main(["predict", model, files[0]]) == 0
+    assert "top-5 predictions" in capsys.readouterr().out
+    assert main(["predict", model, files[2]]) == 1  # nothing could be predicted
+
+
+def test_models_table(capsys):
+    assert main(["models", "resnet2*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20" in out and "269,722" in out and "0.041" in out  # 40.55M multiply-adds (GMACs)
+    assert main(["models", "--family", "imagenet", "--no-flops"]) == 0
+    assert "25,557,032" in capsys.readouterr().out
+
+
+def test_info_and_datasets(cli_run, capsys):
+    assert main(["info", str(cli_run / "best.safetensors")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"]["name"] == "resnet20" and info["input_size"] == [1, 8, 8] and info["interpolation"] == "box"
+    assert "test_accuracy" in info["training"]
+    assert main(["datasets"]) == 0
+    assert "digits" in capsys.readouterr().out
+
+
+def test_train_help_lists_settings(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "weight_decay" in out and "label_smoothing" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "epochs=ten"], "epochs must be an integer, got 'ten'"),
+    (["train", "modle=resnet20"], "unknown setting 'modle'; did you mean 'model'?"),
+    (["train", "model=resnet5"], "did you mean 'resnet50' or 'resnet56'?"),
+    (["train", "data=digit"], "did you mean 'digits'"),
+    (["evaluate", "missing.safetensors"], "does not exist"),
+    (["evaluate", "x.safetensors", "dataa=digits"], "unknown option 'dataa'; did you mean 'data'"),
+    (["models", "nothing*"], "no model matches"),
+])
+def test_errors_are_one_line_without_traceback(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "resnetlab", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("resnetlab ")

@@ -1,0 +1,118 @@
+"""The Keras-style flow of the README, on small arrays of shape (N, 28, 28, 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import resnetlab
+
+
+def _toy(n: int, seed: int, classes: int = 3):
+    """Images whose class is the quadrant holding a bright square, plus noise: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    images = rng.integers(0, 80, (n, 28, 28, 3)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        y, x = divmod(int(label), 2)
+        images[i, y * 14 + 3:y * 14 + 11, x * 14 + 3:x * 14 + 11, :] = 230
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x_train, y_train = _toy(192, 0)
+    x_val, y_val = _toy(48, 1)
+    clf = resnetlab.Classifier("resnet20", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    clf.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = clf.fit(x_train, y_train, epochs=4, batch_size=32, validation_data=(x_val, y_val), verbose=0)
+    return clf, history
+
+
+def test_fit_returns_keras_history(trained):
+    _, history = trained
+    assert history.epoch == [0, 1, 2, 3]
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert all(len(v) == 4 for v in history.history.values())
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_evaluate_and_predict(trained):
+    clf, _ = trained
+    x_test, y_test = _toy(60, 2)
+    scores = clf.evaluate(x_test, y_test)
+    assert set(scores) == {"loss", "accuracy"}
+    assert scores["accuracy"] >= 0.9  # the task is easy: a square in one of three quadrants
+    probs = clf.predict(x_test)
+    assert probs.shape == (60, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == y_test).mean() == pytest.approx(scores["accuracy"])
+    assert np.array_equal(clf.predict_classes(x_test), probs.argmax(1))
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".safetensors"])
+def test_save_and_load_give_identical_predictions(trained, tmp_path, suffix):
+    clf, _ = trained
+    x_test, _ = _toy(20, 3)
+    path = clf.save(tmp_path / f"model{suffix}")
+    clf2 = resnetlab.load(path, device="cpu")
+    np.testing.assert_array_equal(clf.predict(x_test), clf2.predict(x_test))
+    assert clf2.info.mean == clf.info.mean and clf2.info.input_size == (3, 28, 28)
+    clf2.fit(*_toy(32, 4), epochs=1, verbose=0)  # a loaded model trains on, keeping its normalization
+    assert clf2.info.mean == clf.info.mean
+
+
+def test_nchw_tensors_float_inputs_and_one_hot_labels(trained):
+    clf, _ = trained
+    x, y = _toy(30, 5)
+    as_tensor = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0
+    one_hot = np.eye(3)[y]
+    np.testing.assert_allclose(clf.evaluate(as_tensor, one_hot)["accuracy"], clf.evaluate(x, y)["accuracy"])
+    np.testing.assert_allclose(clf.predict(as_tensor), clf.predict(x), atol=1e-5)
+
+
+def test_validation_split_takes_the_last_samples_and_torch_optimizer():
+    x, y = _toy(40, 6)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    clf.compile(optimizer=torch.optim.SGD(clf.model.parameters(), lr=0.05, momentum=0.9), metrics=["accuracy", "top5"])
+    history = clf.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
+    held_out = clf.evaluate(x[30:], y[30:])
+    assert history.history["val_accuracy"][-1] == pytest.approx(held_out["accuracy"])
+    assert held_out["top5"] == 1.0  # 3 classes: the top-5 always holds the answer
+
+
+def test_shapes_inferred_at_first_fit_grayscale():
+    x = np.random.default_rng(0).integers(0, 255, (24, 12, 12), dtype=np.uint8)
+    y = np.arange(24) % 4
+    clf = resnetlab.Classifier("resnet20", device="cpu")
+    clf.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert clf.info.input_size == (1, 12, 12) and clf.info.num_classes == 4
+    assert clf.predict(x).shape == (24, 4)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c: c.fit(np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 2, 0]), "the model expects 28x28"),
+    (lambda c: c.fit(np.zeros((4, 28, 28, 3), np.uint8), [0, 1, 2]), "3 labels for 4 images"),
+    (lambda c: c.fit(np.zeros((4, 28, 28, 3), np.uint8), [0, 1, 2, 7]), "labels must be 0..2"),
+    (lambda c: c.fit(np.zeros((4, 28, 28, 3), np.uint8), [0, 1, 2, 0], validation_split=1.5), "validation_split"),
+    (lambda c: c.compile(optimizer="adamax"), "unknown optimizer 'adamax'; did you mean 'adam'"),
+    (lambda c: c.compile(loss="mse"), "unsupported loss 'mse'"),
+    (lambda c: c.compile(metrics=["acuracy"]), "did you mean 'accuracy'"),
+    (lambda c: c.compile(optimizer=torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)),
+     "not this model's"),
+])
+def test_wrong_input_raises_value_error(call, message):
+    clf = resnetlab.Classifier("resnet20", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    with pytest.raises(ValueError, match=message):
+        call(clf)
+
+
+def test_input_shape_in_channels_first_order_is_caught():
+    with pytest.raises(ValueError, match=r"did you mean \(28, 28, 3\)"):
+        resnetlab.Classifier("resnet20", num_classes=3, input_shape=(3, 28, 28))
+
+
+def test_predict_before_building_says_what_to_do():
+    with pytest.raises(ValueError, match="call fit first"):
+        resnetlab.Classifier("resnet20").predict(np.zeros((1, 8, 8, 3), np.uint8))

@@ -1,0 +1,72 @@
+"""Predicting on image files with the model file's own preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resnetlab.data import load_dataset
+from resnetlab.predict import Predictor
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory, digits_run):
+    """Ten test digits written at 4x size in several formats and modes, with their expected labels."""
+    folder = tmp_path_factory.mktemp("digits")
+    data = load_dataset("digits")
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu")
+    images = data.test.images[:10]
+    expected = predictor.predict_proba(images).argmax(1)
+    files = []
+    for i, image in enumerate(images[:, 0].numpy()):
+        big = Image.fromarray(image, "L").resize((32, 32), Image.Resampling.NEAREST)
+        kind = i % 5
+        if kind == 0:
+            path = folder / f"d{i}.png"
+            big.save(path)
+        elif kind == 1:
+            path = folder / f"d{i}.bmp"
+            big.convert("RGB").save(path)
+        elif kind == 2:
+            path = folder / f"d{i}.webp"
+            big.save(path, lossless=True)
+        elif kind == 3:  # ink as opacity over transparency: composited on white it is the same picture
+            rgba = np.zeros((32, 32, 4), dtype=np.uint8)
+            rgba[..., 3] = 255 - np.asarray(big)
+            path = folder / f"d{i}.png"
+            Image.fromarray(rgba, "RGBA").save(path)
+        else:
+            path = folder / f"d{i}.gif"
+            big.convert("P").save(path)
+        files.append(path)
+    return files, expected
+
+
+def test_files_in_every_mode_predict_like_the_arrays(digits_run, digit_files):
+    files, expected = digit_files
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu")
+    predictions = predictor.predict_files(files, topk=3)
+    assert [p.indices[0] for p in predictions] == expected.tolist()
+    assert all(len(p.labels) == 3 and p.probs == sorted(p.probs, reverse=True) for p in predictions)
+    assert all(p.labels[0] == str(p.indices[0]) for p in predictions)
+
+
+def test_bad_files_are_reported_and_the_rest_predicted(digits_run, digit_files, tmp_path):
+    files, expected = digit_files
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu")
+    predictions = predictor.predict_files([files[0], broken, files[1]])
+    assert predictions[1].error is not None and "broken.png" in predictions[1].error
+    assert predictions[0].indices[0] == expected[0] and predictions[2].indices[0] == expected[1]
+    assert predictions[1].to_dict() == {"source": str(broken), "error": predictions[1].error}
+
+
+def test_predict_proba_checks_the_input_shape(digits_run):
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu")
+    with pytest.raises(ValueError, match="the model expects 8x8 with 1"):
+        predictor.predict_proba(np.zeros((2, 28, 28), dtype=np.uint8))
+    probs = predictor.predict_proba(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+    assert probs.shape == (2, 10)
