@@ -36,7 +36,7 @@ class RichProgress:
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         self.task = self.bar.add_task(f"Epoch {epoch}/{epochs}", total=steps, stats="")
-        self.last = 0.0
+        self.steps, self.last = steps, 0.0
 
     def due(self) -> bool:
         return time.perf_counter() - self.last >= self.refresh_seconds
@@ -47,7 +47,7 @@ class RichProgress:
         self.bar.update(self.task, completed=step, stats=stats)
 
     def end_epoch(self, summary: str) -> None:
-        self.bar.update(self.task, stats=summary)
+        self.bar.update(self.task, completed=self.steps, stats=summary)  # a finished task stops its clock
 
     def close(self) -> None:
         self.bar.stop()
