@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import resnetlab
-from resnetlab.checkpoint import atomic_write, load_checkpoint, load_model, read_info, save_checkpoint, save_model
+from resnetlab.atomic import atomic_write
+from resnetlab.checkpoint import load_checkpoint, load_model, read_info, save_checkpoint, save_model
 from resnetlab.errors import ModelFileError
 from resnetlab.info import ModelInfo
 

@@ -12,9 +12,6 @@ a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import ModelFileError
 from .info import ModelInfo
 from .registry import create_model
@@ -32,32 +30,6 @@ TRAIN_PREFIX = "_train."
 SAFETENSORS_SUFFIXES = (".safetensors",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".keras.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)`, fsync the file, then rename it to `path` (and fsync the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename itself is still atomic
-        return path
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
 
 
 def _file_kind(path: Path) -> str:

@@ -79,14 +79,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_model
 
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
-                             "batch_size": "batch_size"}, args)
+                             "batch_size": "batch_size", "workers": "workers"}, args)
     device = resolve_device(args.device)
     model, info = load_model(args.model, device=device)
+    trained_on = info.training.get("config", {}).get("data", {})
     dataset_name = args.data or info.training.get("dataset")
     if not dataset_name:
         raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
-    data = load_dataset(dataset_name, data_dir=args.data_dir)
-    result = evaluate_model(model, data.split(args.split), info, batch_size=int(args.batch_size), device=device)
+    data_dir = args.data_dir or (trained_on.get("data_dir") if dataset_name == trained_on.get("name") else None)
+    workers = None if args.workers is None else int(args.workers)
+    data = load_dataset(dataset_name, data_dir=data_dir, val_fraction=trained_on.get("val_fraction"),
+                        img_size=info.input_size[1], channels=info.input_size[0], workers=workers)
+    if data.class_names != info.class_names:
+        raise ConfigError(f"{dataset_name} has classes {data.class_names[:5]}... but the model was trained on "
+                          f"{info.class_names[:5]}...; evaluate it on data with the same classes")
+    result = evaluate_model(model, data.split(args.split), info, batch_size=int(args.batch_size), device=device,
+                            workers=workers)
     if args.json:
         print(json.dumps({"model": str(args.model), "data": dataset_name, "split": args.split, **result.to_dict()}))
         return 0
@@ -169,6 +177,40 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.inspect import inspect_dataset
+
+    _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers"}, args)
+    report = inspect_dataset(args.path, data_dir=args.data_dir,
+                             workers=None if args.workers is None else int(args.workers))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    totals = ", ".join(f"{split} {sum(c):,}" for split, c in report.counts.items())
+    print(f"{report.source}: {len(report.class_names)} classes; {totals} images")
+    table = Table(title="images per class")
+    table.add_column("class")
+    for split in report.counts:
+        table.add_column(split, justify="right")
+    for i, name in enumerate(report.class_names):
+        table.add_row(name, *(f"{report.counts[split][i]:,}" for split in report.counts))
+    console.print(table)
+    if report.image_sizes:
+        (w0, w1), (h0, h1) = report.image_sizes["width"], report.image_sizes["height"]
+        print(f"image size: width {w0}..{w1}, height {h0}..{h1} pixels")
+    if report.modes:
+        print("modes: " + ", ".join(f"{mode} {count:,}" for mode, count in sorted(report.modes.items())))
+    print(f"class imbalance (largest/smallest training class): {report.imbalance:.2f}")
+    print(f"mean {report.mean}, std {report.std}; training would use {report.suggested}")
+    if report.bad_files:
+        print(f"{len(report.bad_files)} bad file(s) (training stops on them unless on_bad_image=skip):")
+        for path, reason in report.bad_files:
+            print(f"  {path}: {reason}")
+    else:
+        print("bad files: none")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_info
 
@@ -193,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--data-dir", dest="data_dir", default=None)
+    p.add_argument("--workers", default=None, type=int, help="image-decoding processes (image folders)")
     p.add_argument("--batch-size", dest="batch_size", default=256, type=int)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -214,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", help="list the datasets `data=` accepts")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("data", help="inspect a dataset: `resnetlab data inspect PATH_OR_NAME`")
+    p.add_argument("action", choices=["inspect"])
+    p.add_argument("path", help="image folder, .csv manifest, .npz, or a dataset name")
+    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N")
+    p.add_argument("--data-dir", dest="data_dir", default=None)
+    p.add_argument("--workers", default=None, type=int)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("info", help="print a model file's metadata (architecture, classes, preprocessing)")
     p.add_argument("model")

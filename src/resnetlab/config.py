@@ -40,12 +40,23 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # dataset name (`resnetlab datasets` lists them)
-    data_dir: str | None = None  # where the dataset's files are; None: the default cache folder
-    val_fraction: float | None = None  # held out of train for validation; None: the dataset's own split
+    name: str = "digits"  # dataset name (`resnetlab datasets`), or a path: image folder, .csv manifest, .npz
+    data_dir: str | None = None  # where a named dataset's files are; None: the resnetlab cache folder
+    download: bool = True  # fetch a named dataset's missing files from their official addresses
+    val_fraction: float | None = None  # share of train held out for validation; None: the dataset's default
     crop_padding: int | None = None  # random-crop padding in pixels; None: the dataset's default, 0: off
     pad_mode: str | None = None  # zeros | reflect | edge; None: the dataset's default
     flip: bool | None = None  # random horizontal flips; None: the dataset's default (off for digits)
+    cutout: int = 0  # side of a zeroed square per image, pixels (DeVries & Taylor: 16 on CIFAR-10); 0: off
+    random_erasing: float = 0.0  # probability of erasing a random rectangle per image (Zhong et al.: 0.5)
+    mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha) (Zhang et al.: 0.2); 0: off
+    cutmix_alpha: float = 0.0  # cutmix Beta(alpha, alpha) (Yun et al.: 1.0); 0: off; with mixup, 50/50 per batch
+    mix_prob: float = 1.0  # share of batches mixed when mixup or cutmix is on
+    img_size: int | None = None  # image folders: input side; None: their own size if small and alike, else 224
+    channels: int | None = None  # image folders: 1 or 3; None: 1 when every image is grayscale
+    in_memory: bool = False  # image folders: decode once at img_size and keep in memory (small datasets)
+    workers: int | None = None  # image-decoding processes; None: one per core (at most 8)
+    on_bad_image: Literal["error", "skip"] = "error"  # error: stop before training naming every bad file
 
 
 @dataclass
@@ -101,6 +112,15 @@ class Config:
              f"val_fraction must be in [0, 1), got {self.data.val_fraction}"),
             (self.data.crop_padding is None or self.data.crop_padding >= 0,
              f"crop_padding must be >= 0, got {self.data.crop_padding}"),
+            (self.data.pad_mode in (None, "zeros", "reflect", "edge"),
+             f"pad_mode must be zeros, reflect or edge, got {self.data.pad_mode!r}"),
+            (self.data.cutout >= 0, f"cutout must be >= 0, got {self.data.cutout}"),
+            (0 <= self.data.random_erasing <= 1, f"random_erasing must be in [0, 1], got {self.data.random_erasing}"),
+            (self.data.mixup_alpha >= 0 and self.data.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
+            (0 <= self.data.mix_prob <= 1, f"mix_prob must be in [0, 1], got {self.data.mix_prob}"),
+            (self.data.img_size is None or self.data.img_size >= 8, f"img_size must be >= 8, got {self.data.img_size}"),
+            (self.data.channels in (None, 1, 3), f"channels must be 1 or 3, got {self.data.channels}"),
+            (self.data.workers is None or self.data.workers >= 0, f"workers must be >= 0, got {self.data.workers}"),
             (0 <= self.model.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}"),
         ]
         for ok, message in checks:

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import ImageSet
+from .data.dataset import ImageFiles, ImageSet, Split
+from .data.stream import FileLoader
 from .errors import DataError
 from .info import ModelInfo
 from .predict import batched_logits
@@ -55,9 +56,9 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: lis
     )
 
 
-def check_compatible(data: ImageSet, info: ModelInfo, what: str = "dataset") -> None:
+def check_compatible(data: Split, info: ModelInfo, what: str = "dataset") -> None:
     """Raise DataError when a set's images or labels do not fit the model."""
-    if data.image_shape != tuple(info.input_size):
+    if isinstance(data, ImageSet) and data.image_shape != tuple(info.input_size):
         c, h, w = data.image_shape
         mc, mh, mw = info.input_size
         raise DataError(f"the {what} has {h}x{w} images with {c} channel(s) but the model was trained on "
@@ -67,9 +68,28 @@ def check_compatible(data: ImageSet, info: ModelInfo, what: str = "dataset") -> 
                         f"{info.num_classes} classes")
 
 
-def evaluate_model(model: nn.Module, data: ImageSet, info: ModelInfo, *, batch_size: int = 256,
-                   device: torch.device | str | None = None) -> EvalResult:
-    """Evaluate `model` (eval mode, no augmentation) on an in-memory labelled set."""
+@torch.no_grad()
+def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_size: int = 256,
+                device: torch.device | str | None = None, workers: int | None = None) -> torch.Tensor:
+    """Logits float32 [N, K] for image files, decoded with the model file's evaluation transform."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    loader = FileLoader(data, batch_size, input_size=info.input_size, mean=info.mean, std=info.std, device=device,
+                        interpolation=info.interpolation, crop_pct=info.crop_pct, workers=workers)
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = [model(images).float().cpu() for images, _ in loader]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0, info.num_classes)
+
+
+def evaluate_model(model: nn.Module, data: Split, info: ModelInfo, *, batch_size: int = 256,
+                   device: torch.device | str | None = None, workers: int | None = None) -> EvalResult:
+    """Evaluate `model` (eval mode, no augmentation) on in-memory images or image files."""
     check_compatible(data, info)
-    logits = batched_logits(model, data.images, info, batch_size=batch_size, device=device)
+    if isinstance(data, ImageFiles):
+        logits = file_logits(model, data, info, batch_size=batch_size, device=device, workers=workers)
+    else:
+        logits = batched_logits(model, data.images, info, batch_size=batch_size, device=device)
     return compute_metrics(logits, data.labels, info.class_names)

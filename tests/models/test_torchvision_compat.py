@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import resnetlab
+
 from reference_weights import synthetic_images, synthetic_state_dict
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "torchvision_resnets.json").read_text())

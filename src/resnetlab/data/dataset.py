@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..errors import DataError
@@ -47,6 +48,31 @@ class ImageSet:
 
 
 @dataclass
+class ImageFiles:
+    """Labelled image files of any size, decoded on the fly (folders, CSV manifests).
+
+    paths: file paths as strings; labels: int64 [N] class indices.
+    """
+
+    paths: list[str]
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 1 or len(self.labels) != len(self.paths):
+            raise DataError(f"{len(self.paths)} files but labels of shape {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices: torch.Tensor | np.ndarray) -> ImageFiles:
+        index = np.asarray(indices, dtype=np.int64)
+        return ImageFiles([self.paths[i] for i in index], self.labels[torch.from_numpy(index)])
+
+
+Split = ImageSet | ImageFiles
+
+
+@dataclass
 class DatasetSplits:
     """What a dataset source returns: the splits plus how to treat them.
 
@@ -55,9 +81,9 @@ class DatasetSplits:
     """
 
     name: str
-    train: ImageSet
-    val: ImageSet | None
-    test: ImageSet | None
+    train: Split
+    val: Split | None
+    test: Split | None
     class_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -65,16 +91,55 @@ class DatasetSplits:
     pad_mode: str = "zeros"  # how that padding is filled: zeros | reflect | edge
     flip: bool = False  # default random horizontal flips for training
     interpolation: str = "bilinear"  # how `predict` resizes a file to the input size
+    crop_pct: float = 1.0  # evaluation resize rule (see ModelInfo): 1.0 resizes straight to the input size
+    file_input_size: tuple[int, int, int] | None = None  # (C, H, W) files are decoded to; None for arrays
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) left out (on_bad_image=skip)
     notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the model sees."""
+        if isinstance(self.train, ImageFiles):
+            return self.file_input_size
         return self.train.image_shape
 
-    def split(self, name: str) -> ImageSet:
+    @property
+    def streamed(self) -> bool:
+        """True when images are decoded from files during training rather than held in memory."""
+        return isinstance(self.train, ImageFiles)
+
+    def split(self, name: str) -> Split:
         """Return the named split, or raise naming the ones that exist."""
         data = {"train": self.train, "val": self.val, "test": self.test}.get(name)
         if data is None:
             have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
             raise DataError(f"dataset {self.name!r} has no {name!r} split; it has {', '.join(have)}")
         return data
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, held out), holding out `fraction` of every class; sorted, seeded.
+
+    round(N * fraction) images are held out in all, shared among classes in proportion (largest
+    remainders first), so small datasets still get a validation split. The seed is fixed by
+    default so a dataset's validation split is the same for every run.
+    """
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    total = int(round(len(labels) * fraction))
+    exact = counts * fraction
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[: max(0, total - quota.sum())]:
+        quota[i] += 1
+    held = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    return kept, held_out
+
+
+def split_train_val(train: Split, fraction: float | None) -> tuple[Split, Split | None]:
+    """Hold out a stratified `fraction` of `train` for validation (None or 0: no validation split)."""
+    if not fraction:
+        return train, None
+    kept, held = stratified_split(train.labels.numpy(), fraction)
+    return train.subset(torch.from_numpy(kept)), train.subset(torch.from_numpy(held))

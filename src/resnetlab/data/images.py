@@ -62,14 +62,15 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{path}: truncated or corrupt image ({exc})") from None
     mode = image.mode
+    image.info["source_mode"] = mode  # kept through the conversions below, for scans and reports
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         image = _flatten_alpha(image)
     elif mode.startswith("I") or mode == "F":
         image = _to_8bit(image)
-    if channels == 1:
-        return image.convert("L")
-    if channels == 3:
-        return image.convert("RGB")
+    if channels in (1, 3):
+        converted = image.convert("L" if channels == 1 else "RGB")
+        converted.info["source_mode"] = mode
+        return converted
     raise DataError(f"models with {channels} input channels cannot read image files; use 1 or 3 channels")
 
 
@@ -93,3 +94,33 @@ def image_to_array(image: Image.Image) -> np.ndarray:
     """PIL image -> uint8 [C, H, W]."""
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def random_resized_crop(image: Image.Image, size: tuple[int, int], rng: np.random.Generator,
+                        scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                        interpolation: str = "bilinear") -> Image.Image:
+    """Crop a random area (`scale` of the image) of random aspect (`ratio`), resized to (H, W).
+
+    The sampling is torchvision's RandomResizedCrop: ten tries, then the central crop of the
+    clamped aspect ratio (Szegedy et al. 2015, "Inception" augmentation).
+    """
+    width, height = image.size
+    area = width * height
+    log_ratio = (np.log(ratio[0]), np.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(*log_ratio))
+        w, h = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            break
+    else:
+        in_ratio = width / height
+        if in_ratio < ratio[0]:
+            w, h = width, int(round(width / ratio[0]))
+        elif in_ratio > ratio[1]:
+            w, h = int(round(height * ratio[1])), height
+        else:
+            w, h = width, height
+        top, left = (height - h) // 2, (width - w) // 2
+    return image.resize((size[1], size[0]), RESAMPLE[interpolation], box=(left, top, left + w, top + h))

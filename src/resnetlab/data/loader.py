@@ -4,11 +4,26 @@ sliced, augmented and normalized there (no per-image Python work, no worker proc
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import torch
 
 from .augment import Augment
 from .dataset import ImageSet
+from .mix import BatchAugment
+
+
+class Batches(Protocol):
+    """What the training loop iterates: BatchLoader (in memory) or FileLoader (decoded from files)."""
+
+    device: torch.device
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+    @property
+    def num_samples(self) -> int: ...
 
 
 class Normalize:
@@ -25,7 +40,7 @@ class Normalize:
 
 
 class BatchLoader:
-    """Yield (images float32 [B, C, H, W] normalized, labels int64 [B]) on `device`.
+    """Yield (images float32 [B, C, H, W] normalized, labels int64 [B] or soft targets [B, K]) on `device`.
 
     Shuffling and augmentation draw from a CPU generator seeded by (seed, epoch), so an epoch's
     batches are the same whenever it is replayed.
@@ -43,6 +58,7 @@ class BatchLoader:
         augment: Augment | None = None,
         drop_last: bool = False,
         seed: int = 0,
+        batch_augment: BatchAugment | None = None,
     ):
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
@@ -51,6 +67,7 @@ class BatchLoader:
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.augment = augment if augment is not None and augment.active else None
         self.normalize = Normalize(mean, std, data.scale, self.device)
+        self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -77,4 +94,7 @@ class BatchLoader:
                 images, labels = self.images[index], self.labels[index]
             if self.augment is not None:
                 images = self.augment(images, generator)
-            yield self.normalize(images), labels
+            normalized = self.normalize(images)
+            if self.batch_augment is not None:  # cutout/erasing/mixup/cutmix; labels may become soft targets
+                normalized, labels = self.batch_augment(normalized, labels, generator)
+            yield normalized, labels

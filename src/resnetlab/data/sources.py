@@ -1,26 +1,61 @@
-"""Dataset sources by name: the one place that maps `data=NAME` to a loader."""
+"""Dataset sources: the one place that maps `data=NAME_OR_PATH` to a loader."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 from ..errors import DataError, did_you_mean
+from .cifar import load_cifar
 from .dataset import DatasetSplits
 from .digits import load_digits_splits
+from .folder import load_files_dataset
+from .idx import load_idx_dataset
+from .npz import load_npz
 
 Loader = Callable[..., DatasetSplits]
 
-# name -> (loader, one-line description). Loaders take data_dir and val_fraction keywords.
+# name -> (loader taking data_dir, val_fraction, download; one-line description)
 DATASETS: dict[str, tuple[Loader, str]] = {
-    "digits": (lambda data_dir=None, val_fraction=None: load_digits_splits(val_fraction),
+    "digits": (lambda data_dir=None, val_fraction=None, download=True: load_digits_splits(val_fraction),
                "8x8 handwritten digits shipped with scikit-learn (1,797 images, 10 classes); embedded"),
+    "cifar10": (partial(load_cifar, "cifar10"), "CIFAR-10: 50,000 + 10,000 32x32 colour images, 10 classes"),
+    "cifar100": (partial(load_cifar, "cifar100"), "CIFAR-100: 50,000 + 10,000 32x32 colour images, 100 classes"),
+    "cifar100-coarse": (partial(load_cifar, "cifar100", coarse=True), "CIFAR-100 with its 20 superclasses"),
+    "mnist": (partial(load_idx_dataset, "mnist"), "MNIST: 60,000 + 10,000 28x28 handwritten digits"),
+    "fashion-mnist": (partial(load_idx_dataset, "fashion-mnist"), "Fashion-MNIST: 60,000 + 10,000 28x28 clothes"),
+    "kmnist": (partial(load_idx_dataset, "kmnist"), "Kuzushiji-MNIST: 60,000 + 10,000 28x28 cursive Japanese"),
 }
+ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashion_mnist": "fashion-mnist",
+           "fashionmnist": "fashion-mnist", "k-mnist": "kmnist"}
 
 
-def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float | None = None) -> DatasetSplits:
-    """Load a dataset by name; an unknown name raises with the closest match."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; available: "
-                        f"{', '.join(sorted(DATASETS))}")
-    loader, _ = DATASETS[name]
-    return loader(data_dir=data_dir, val_fraction=val_fraction)
+def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float | None = None,
+                 download: bool = True, img_size: int | None = None, channels: int | None = None,
+                 on_bad_image: str = "error", in_memory: bool = False, workers: int | None = None) -> DatasetSplits:
+    """Load a dataset by name (`resnetlab datasets`), or from a path: an image folder, a CSV manifest or an .npz.
+
+    Args:
+        data_dir: where a named dataset's files are (or go); default the resnetlab cache.
+        val_fraction: share of the training data held out for validation; None: the source's default.
+        download: fetch missing files of a named dataset from their official addresses.
+        img_size, channels, on_bad_image, in_memory, workers: for image folders and manifests only.
+    """
+    key = ALIASES.get(name.lower(), name.lower())
+    if key in DATASETS:
+        loader, _ = DATASETS[key]
+        kwargs = {"data_dir": data_dir, "download": download}
+        if val_fraction is not None or key == "digits":
+            kwargs["val_fraction"] = val_fraction
+        return loader(**kwargs)
+    path = Path(name).expanduser()
+    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
+        return load_files_dataset(path, val_fraction=val_fraction, img_size=img_size, channels=channels,
+                                  on_bad_image=on_bad_image, in_memory=in_memory, workers=workers)
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return load_npz(path, val_fraction=val_fraction)
+    if path.exists():
+        raise DataError(f"{path} is neither an image folder, a .csv manifest nor an .npz archive")
+    raise DataError(f"unknown dataset {name!r}{did_you_mean(key, DATASETS)}; give one of {', '.join(DATASETS)}, "
+                    f"or a path to an image folder, .csv manifest or .npz file")

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data.dataset import ImageSet
-from ..data.loader import BatchLoader
+from ..data.dataset import Split
+from ..data.loader import Batches
 from ..errors import UserError
 from ..evaluate import evaluate_model
 from ..info import ModelInfo
@@ -69,7 +69,7 @@ class History:
 EpochCallback = Callable[[EpochMetrics, nn.Module, torch.optim.Optimizer], None]
 
 
-def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: nn.Module, loader: Batches, optimizer: torch.optim.Optimizer,
                     criterion: nn.Module, schedule: Schedule, step: int,
                     progress: ProgressDisplay) -> tuple[float, float, int]:
     """One pass over `loader`; return (mean loss, accuracy, next global step)."""
@@ -86,7 +86,8 @@ def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.opti
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(labels)
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
+        hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
+        correct += (logits.detach().argmax(dim=1) == hard).sum()
         seen += len(labels)
         step += 1
         if progress.due():  # .item() forces a device sync: only when the display refreshes
@@ -108,10 +109,10 @@ def _check_finite(loss: float, step: int) -> None:
 def fit(
     model: nn.Module,
     info: ModelInfo,
-    train_loader: BatchLoader,
+    train_loader: Batches,
     cfg: TrainConfig,
     *,
-    val_data: ImageSet | None = None,
+    val_data: Split | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     callbacks: Sequence[EpochCallback] = (),
     progress: ProgressDisplay | None = None,

@@ -23,8 +23,11 @@ from torch import nn
 from ..checkpoint import load_model, save_checkpoint, save_model
 from ..config import Config, load_config, save_config
 from ..data.augment import Augment
-from ..data.loader import BatchLoader
+from ..data.dataset import DatasetSplits, ImageFiles
+from ..data.loader import Batches, BatchLoader
+from ..data.mix import BatchAugment
 from ..data.sources import load_dataset
+from ..data.stream import FileLoader
 from ..device import resolve_device
 from ..evaluate import EvalResult, evaluate_model
 from ..info import ModelInfo
@@ -104,29 +107,62 @@ class RunWriter:
             save_model(self.best_path, model, self.info)
 
 
+def load_run_data(config: Config) -> DatasetSplits:
+    """The dataset a config names, with every data setting applied."""
+    d = config.data
+    return load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, download=d.download,
+                        img_size=d.img_size, channels=d.channels, on_bad_image=d.on_bad_image, in_memory=d.in_memory,
+                        workers=d.workers)
+
+
+def build_train_loader(data: DatasetSplits, config: Config, device: torch.device) -> Batches:
+    """Shuffled, augmented training batches: in-memory (BatchLoader) or decoded from files (FileLoader)."""
+    d, batch_size = config.data, config.train.batch_size
+    flip = data.flip if d.flip is None else d.flip
+    batch_augment = BatchAugment(cutout=d.cutout, random_erasing=d.random_erasing, mixup_alpha=d.mixup_alpha,
+                                 cutmix_alpha=d.cutmix_alpha, mix_prob=d.mix_prob, num_classes=len(data.class_names))
+    drop_last = len(data.train) % batch_size == 1  # BatchNorm cannot train on a batch of one image
+    if isinstance(data.train, ImageFiles):
+        return FileLoader(data.train, batch_size, input_size=data.image_shape, mean=data.mean, std=data.std,
+                          device=device, train=True, shuffle=True, flip=flip, interpolation=data.interpolation,
+                          workers=d.workers, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment)
+    augment = Augment(
+        crop_padding=data.crop_padding if d.crop_padding is None else d.crop_padding,
+        pad_mode=data.pad_mode if d.pad_mode is None else d.pad_mode, flip=flip,
+    )
+    return BatchLoader(data.train, batch_size, mean=data.mean, std=data.std, device=device, shuffle=True,
+                       augment=augment, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment)
+
+
+def _write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
+    """List the files on_bad_image=skip left out, with reasons, in the run folder and on the console."""
+    if not skipped:
+        return
+    lines = [f"{path}\t{reason}" for path, reason in skipped]
+    (run_dir / "skipped.txt").write_text("\n".join(lines) + "\n")
+    print(f"warning: skipped {len(skipped)} bad image file(s), listed in {run_dir / 'skipped.txt'}:")
+    for path, reason in skipped[:10]:
+        print(f"  {path}: {reason}")
+    if len(skipped) > 10:
+        print(f"  ... and {len(skipped) - 10} more")
+
+
 def train(config: Config | None = None, *, progress: str = "auto", **overrides: Any) -> TrainResult:
     """Train as `config` (or the defaults with `overrides`, e.g. `epochs=5`) says; return where it went."""
     config = config if config is not None else load_config(overrides=overrides)
     seed_everything(config.run.seed)
     device = resolve_device(config.run.device)
-    data = load_dataset(config.data.name, data_dir=config.data.data_dir, val_fraction=config.data.val_fraction)
+    data = load_run_data(config)  # every bad file is found here, before any training
     channels, height, width = data.image_shape
     model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
                          **config.model.options()).to(device)
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
-                     mean=data.mean, std=data.std, interpolation=data.interpolation)
+                     mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
 
-    run_dir = make_run_dir(config.run.project, config.run.name or f"{config.model.name}-{config.data.name}")
+    run_dir = make_run_dir(config.run.project, config.run.name or f"{config.model.name}-{Path(config.data.name).name}")
     save_config(config, run_dir / "config.yaml")
-    augment = Augment(
-        crop_padding=data.crop_padding if config.data.crop_padding is None else config.data.crop_padding,
-        pad_mode=data.pad_mode if config.data.pad_mode is None else config.data.pad_mode,
-        flip=data.flip if config.data.flip is None else config.data.flip,
-    )
-    batch_size = config.train.batch_size
-    loader = BatchLoader(data.train, batch_size, mean=data.mean, std=data.std, device=device, shuffle=True,
-                         augment=augment, seed=config.run.seed,
-                         drop_last=len(data.train) % batch_size == 1)  # BatchNorm cannot train on one image
+    _write_skipped(run_dir, data.skipped)
+    loader = build_train_loader(data, config, device)
     writer = RunWriter(run_dir, info, config)
     started = time.perf_counter()
     history = fit(model, info, loader, config.train, val_data=data.val, callbacks=[writer],
@@ -134,12 +170,13 @@ def train(config: Config | None = None, *, progress: str = "auto", **overrides: 
     seconds = time.perf_counter() - started
 
     best_model, best_info = load_model(writer.best_path, device=device)
-    test = evaluate_model(best_model, data.test, best_info, device=device) if data.test is not None else None
-    if test is not None:  # the best model file also records how it did on the test split
+    test = None
+    if data.test is not None:
+        test = evaluate_model(best_model, data.test, best_info, device=device, workers=config.data.workers)
         best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5)
-        save_model(writer.best_path, best_model, best_info)
+        save_model(writer.best_path, best_model, best_info)  # the model file records its test result too
     results = {"run_dir": str(run_dir), "best_epoch": writer.best_epoch, "train_seconds": round(seconds, 2),
                "device": str(device), "val_accuracy": history.rows[writer.best_epoch - 1].val_accuracy,
-               "test": test.to_dict() if test is not None else None}
+               "test": test.to_dict() if test is not None else None, "skipped_files": len(data.skipped)}
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     return TrainResult(run_dir, history, writer.best_path, writer.last_path, best_info, test)

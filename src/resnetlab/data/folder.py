@@ -1,0 +1,192 @@
+"""Datasets of image files: a folder per class (optionally under train/ val/ test/), or a CSV manifest.
+
+Every file is checked before training (see scan.py): with on_bad_image=error the run stops naming
+every bad file; with on_bad_image=skip they are left out and reported.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .dataset import DatasetSplits, ImageFiles, stratified_split
+from .images import IMAGE_SUFFIXES
+from .scan import ScanResult, pixel_stats, scan_files
+from .stream import decode_files
+
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+SMALL_SIDE = 64  # images all this size or smaller, and all alike, are used at their own size
+DEFAULT_SIZE, DEFAULT_CROP_PCT = 224, 0.875  # torchvision's ImageNet evaluation: resize 256, center 224
+
+RawSplits = dict[str, tuple[list[str], list[int]]]
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_class_folders(root: Path, class_names: list[str] | None) -> tuple[list[str], list[int], list[str]]:
+    """Files and labels under root/<class>/ (searched recursively); returns (paths, labels, class names)."""
+    folders = _class_folders(root)
+    if not folders:
+        loose = [p.name for p in root.iterdir() if _is_image(p)][:3]
+        hint = f" (it holds loose images such as {', '.join(loose)})" if loose else ""
+        raise DataError(f"{root} has no class folders{hint}; expected {root}/<class name>/<image files>")
+    if class_names is None:
+        class_names = [f.name for f in folders]
+    unknown = [f.name for f in folders if f.name not in class_names]
+    if unknown:
+        raise DataError(f"{root} has class folder(s) {', '.join(unknown)} that the training split lacks")
+    paths, labels, empty = [], [], []
+    for folder in folders:
+        files = sorted(str(p) for p in folder.rglob("*") if _is_image(p))
+        if not files:
+            empty.append(folder.name)
+        paths += files
+        labels += [class_names.index(folder.name)] * len(files)
+    if empty:
+        raise DataError(f"{root}: class folder(s) with no images: {', '.join(empty)} (image suffixes: "
+                        f"{', '.join(IMAGE_SUFFIXES)}); add images or remove the folder(s)")
+    return paths, labels, class_names
+
+
+def discover_folder(root: Path) -> tuple[RawSplits, list[str]]:
+    """Read root/<class>/..., or root/train|val|test/<class>/... when a train folder exists."""
+    found = {split: next((root / n for n in names if (root / n).is_dir()), None)
+             for split, names in SPLIT_FOLDERS.items()}
+    if found["train"] is None:
+        paths, labels, names = _read_class_folders(root, None)
+        return {"train": (paths, labels)}, names
+    paths, labels, names = _read_class_folders(found["train"], None)
+    splits = {"train": (paths, labels)}
+    for split in ("val", "test"):
+        if found[split] is not None:
+            split_paths, split_labels, _ = _read_class_folders(found[split], names)
+            splits[split] = (split_paths, split_labels)
+    return splits, names
+
+
+def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
+    """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder."""
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    first_line = 1
+    path_col, label_col, split_col = 0, 1, 2
+    if "label" in header:  # a header row names the columns
+        names = [i for i, h in enumerate(header) if h in ("path", "file", "filename", "image")]
+        if not names:
+            raise DataError(f"{path}: the header needs a path column (path, file, filename or image)")
+        path_col, label_col = names[0], header.index("label")
+        split_col = header.index("split") if "split" in header else None
+        rows, first_line = rows[1:], 2
+    if not rows:
+        raise DataError(f"{path} lists no images; expected rows of path,label[,split]")
+    entries = []
+    for number, row in enumerate(rows, start=first_line):
+        if len(row) <= max(path_col, label_col) or not row[label_col].strip():
+            raise DataError(f"{path}, line {number}: expected path,label[,split], got {','.join(row)!r}")
+        given = row[split_col].strip().lower() if split_col is not None and len(row) > split_col else "train"
+        split = next((s for s, aliases in SPLIT_FOLDERS.items() if given in aliases), None)
+        if split is None:
+            raise DataError(f"{path}, line {number}: split must be train, val or test, got {given!r}")
+        file = Path(row[path_col].strip())
+        entries.append((str(file if file.is_absolute() else path.parent / file), row[label_col].strip(), split))
+    raw_labels = [label for _, label, _ in entries]
+    if all(label.lstrip("-").isdigit() for label in raw_labels):
+        indices = [int(label) for label in raw_labels]
+        if min(indices) < 0:
+            raise DataError(f"{path}: labels must be class names or non-negative integers, found {min(indices)}")
+        class_names = [str(i) for i in range(max(indices) + 1)]
+    else:
+        class_names = sorted(set(raw_labels))
+        indices = [class_names.index(label) for label in raw_labels]
+    splits: RawSplits = {}
+    for (file, _, split), index in zip(entries, indices):
+        splits.setdefault(split, ([], []))
+        splits[split][0].append(file)
+        splits[split][1].append(index)
+    if "train" not in splits:
+        raise DataError(f"{path} has no training rows (split column all val/test)")
+    return splits, class_names
+
+
+def _report_bad(source: Path, bad: list[ScanResult]) -> DataError:
+    lines = [f"  {r.path}: {r.error}" for r in bad]
+    return DataError(f"{len(bad)} bad image file(s) in {source}; fix or remove them, or train with "
+                     f"on_bad_image=skip to leave them out:\n" + "\n".join(lines))
+
+
+def choose_channels(results: list[ScanResult]) -> int:
+    """1 when every usable image is stored as grayscale, else 3."""
+    good = [r for r in results if r.ok]
+    return 1 if good and all(r.mode in GRAY_MODES for r in good) else 3
+
+
+def choose_size(results: list[ScanResult], img_size: int | None) -> tuple[int, float]:
+    """(input side, crop_pct): small same-size images keep their size; otherwise 224 with a 0.875 crop."""
+    if img_size is not None:
+        return img_size, (1.0 if img_size <= SMALL_SIDE else DEFAULT_CROP_PCT)
+    sizes = {(r.width, r.height) for r in results if r.ok}
+    if len(sizes) == 1:
+        width, height = sizes.pop()
+        if width == height and width <= SMALL_SIDE:
+            return width, 1.0
+    return DEFAULT_SIZE, DEFAULT_CROP_PCT
+
+
+def load_files_dataset(source: str | Path, *, val_fraction: float | None = None, img_size: int | None = None,
+                       channels: int | None = None, on_bad_image: str = "error", in_memory: bool = False,
+                       workers: int | None = None) -> DatasetSplits:
+    """Load a folder or CSV manifest; check every file first; split off validation if none is given."""
+    source = Path(source).expanduser()
+    splits, class_names = read_manifest(source) if source.suffix.lower() == ".csv" else discover_folder(source)
+    if len(class_names) < 2:
+        raise DataError(f"{source} has a single class ({class_names[0]!r}); a classifier needs at least two")
+    all_paths = [p for paths, _ in splits.values() for p in paths]
+    results = scan_files(all_paths, root=source, workers=workers)
+    bad = [r for r in results if not r.ok]
+    if bad and on_bad_image == "error":
+        raise _report_bad(source, bad)
+    bad_paths = {r.path for r in bad}
+    files = {}
+    for split, (paths, labels) in splits.items():
+        keep = [i for i, p in enumerate(paths) if p not in bad_paths]
+        files[split] = ImageFiles([paths[i] for i in keep], torch.tensor([labels[i] for i in keep], dtype=torch.long))
+    present = set(files["train"].labels.tolist())
+    missing = [name for i, name in enumerate(class_names) if i not in present]
+    if missing:
+        raise DataError(f"{source}: no usable training images for class(es) {', '.join(missing)}")
+    if "val" not in files and (val_fraction if val_fraction is not None else 0.1) > 0:
+        kept, held = stratified_split(files["train"].labels.numpy(), 0.1 if val_fraction is None else val_fraction)
+        files["train"], files["val"] = files["train"].subset(kept), files["train"].subset(held)
+
+    good = [r for r in results if r.ok]
+    channels = channels or choose_channels(good)
+    side, crop_pct = choose_size(results, img_size)
+    train_set = set(files["train"].paths)
+    mean, std = pixel_stats([r for r in good if r.path in train_set], channels)
+    input_size = (channels, side, side)
+    splits_out = {s: files.get(s) for s in ("train", "val", "test")}
+    if in_memory:  # decode once at the input size; then augment whole batches like CIFAR
+        splits_out = {s: decode_files(f, input_size, crop_pct=crop_pct, workers=workers) if f is not None else None
+                      for s, f in splits_out.items()}
+    return DatasetSplits(
+        name=str(source), train=splits_out["train"], val=splits_out["val"], test=splits_out["test"],
+        class_names=class_names, mean=mean, std=std, crop_padding=max(1, side // 8) if in_memory else 0,
+        pad_mode="reflect", flip=True, interpolation="bilinear", crop_pct=crop_pct, file_input_size=input_size,
+        skipped=[(r.path, r.error) for r in bad], notes={"source": str(source)},
+    )
+
+
+def class_counts(labels: torch.Tensor | np.ndarray, num_classes: int) -> list[int]:
+    return np.bincount(np.asarray(labels), minlength=num_classes).tolist()

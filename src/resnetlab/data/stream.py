@@ -1,0 +1,105 @@
+"""Batches decoded from image files in worker processes (folder and CSV datasets).
+
+Training: random-resized-crop and flip per image (torchvision's ImageNet recipe); evaluation: resize
+and center-crop as the model file says. Each image's randomness comes from (seed, epoch, index), so a
+run is reproducible whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import ImageOps
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from .dataset import ImageFiles, ImageSet
+from .images import image_to_array, load_image, random_resized_crop, resize_for_model
+from .loader import Normalize
+from .mix import BatchAugment
+from .scan import default_workers
+
+
+class DecodedFiles(Dataset):
+    """Decode one file into uint8 [C, H, W] (training or evaluation transform) with its label."""
+
+    def __init__(self, files: ImageFiles, input_size: tuple[int, int, int], *, train: bool, flip: bool = False,
+                 interpolation: str = "bilinear", crop_pct: float = 1.0, scale: tuple[float, float] = (0.08, 1.0)):
+        self.paths, self.labels = files.paths, files.labels.tolist()
+        self.channels, self.size = input_size[0], (input_size[1], input_size[2])
+        self.train, self.flip, self.scale = train, flip, scale
+        self.interpolation, self.crop_pct = interpolation, crop_pct
+        self.seed = [0, 0]  # (run seed, epoch): set before each epoch's workers start
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = load_image(self.paths[index], channels=self.channels)  # BadImageError names the file
+        if self.train:
+            rng = np.random.default_rng([*self.seed, index])
+            image = random_resized_crop(image, self.size, rng, scale=self.scale, interpolation=self.interpolation)
+            if self.flip and rng.random() < 0.5:
+                image = ImageOps.mirror(image)
+        else:
+            image = resize_for_model(image, self.size, self.interpolation, self.crop_pct)
+        return torch.from_numpy(image_to_array(image).copy()), self.labels[index]
+
+
+class FileLoader:
+    """Yield (images float32 [B, C, H, W] normalized, labels) on `device`, decoding in worker processes."""
+
+    def __init__(self, data: ImageFiles, batch_size: int, *, input_size: tuple[int, int, int],
+                 mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu", train: bool = False,
+                 shuffle: bool = False, flip: bool = False, interpolation: str = "bilinear", crop_pct: float = 1.0,
+                 workers: int | None = None, seed: int = 0, drop_last: bool = False,
+                 batch_augment: BatchAugment | None = None):
+        self.device = torch.device(device)
+        self.dataset = DecodedFiles(data, input_size, train=train, flip=flip, interpolation=interpolation,
+                                    crop_pct=crop_pct)
+        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
+        self.workers = default_workers() if workers is None else workers
+        self.normalize = Normalize(mean, std, 1.0 / 255.0, self.device)
+        self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.dataset), self.batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    @property
+    def num_samples(self) -> int:
+        return len(self) * self.batch_size if self.drop_last else len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.dataset.seed = [self.seed, self.epoch]
+        loader = DataLoader(
+            self.dataset, batch_size=self.batch_size, drop_last=self.drop_last, num_workers=self.workers,
+            sampler=RandomSampler(self.dataset, generator=generator) if self.shuffle else None,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
+        )
+        for images, labels in loader:
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            normalized = self.normalize(images)
+            if self.batch_augment is not None:
+                normalized, labels = self.batch_augment(normalized, labels, generator)
+            yield normalized, labels
+
+
+def decode_files(data: ImageFiles, input_size: tuple[int, int, int], *, interpolation: str = "bilinear",
+                 crop_pct: float = 1.0, workers: int | None = None, batch_size: int = 256) -> ImageSet:
+    """Decode every file once with the evaluation transform into an in-memory uint8 ImageSet."""
+    dataset = DecodedFiles(data, input_size, train=False, interpolation=interpolation, crop_pct=crop_pct)
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers if len(dataset) > batch_size else 0)
+    images, labels = [], []
+    for batch, batch_labels in loader:
+        images.append(batch)
+        labels.append(batch_labels)
+    return ImageSet(torch.cat(images), torch.cat(labels).long())

@@ -1,0 +1,62 @@
+"""Whole runs on image folders: bad files, streaming and in-memory decoding, batch augmentations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import resnetlab
+from resnetlab.cli import main
+from resnetlab.errors import DataError
+
+from imagefolder import make_folder
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    bad = make_folder(root, per_class=12)
+    return root, bad
+
+
+def test_error_policy_stops_before_any_run_folder_exists(photos, tmp_path):
+    root, bad = photos
+    with pytest.raises(DataError, match="4 bad image file"):
+        resnetlab.train(data=str(root), epochs=1, project=str(tmp_path / "runs"), progress="none")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_skip_policy_trains_and_lists_skipped_files(photos, tmp_path, in_memory):
+    root, bad = photos
+    result = resnetlab.train(data=str(root), on_bad_image="skip", in_memory=in_memory, epochs=2, batch_size=8,
+                             lr=0.02, workers=0, project=str(tmp_path), progress="none")
+    lines = (result.run_dir / "skipped.txt").read_text().splitlines()
+    assert {line.split("\t")[0] for line in lines} == set(bad)
+    assert all(bad[line.split("\t")[0]] in line.split("\t")[1] for line in lines)
+    assert json.loads((result.run_dir / "results.json").read_text())["skipped_files"] == 4
+    assert result.info.input_size == (3, 16, 16) and result.info.class_names == ["blue", "green", "red"]
+    predictions = resnetlab.Predictor.from_file(result.best_path).predict_files(list(bad) + [
+        next((root / "red").glob("*.png"))])
+    assert all(p.error for p in predictions[:4]) and predictions[4].error is None
+
+
+def test_batch_augmentations_train_with_soft_targets(tmp_path):
+    result = resnetlab.train(epochs=2, mixup_alpha=0.2, cutmix_alpha=1.0, cutout=3, random_erasing=0.25,
+                             project=str(tmp_path), progress="none")
+    assert result.history.rows[-1].train_loss > 0 and result.test.accuracy > 0.3
+
+
+def test_cli_data_inspect_reports_counts_sizes_and_bad_files(photos, capsys):
+    root, bad = photos
+    assert main(["data", "inspect", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["classes"] == ["blue", "green", "red"]
+    assert report["totals"] == {"train": 36} and report["imbalance"] == 1.0
+    assert {b["path"] for b in report["bad_files"]} == set(bad)
+    assert report["image_sizes"] == {"width": [16, 16], "height": [16, 16]}
+    assert report["modes"]["CMYK"] == 3 and report["suggested"]["img_size"] == 16
+    assert main(["data", "inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "4 bad file(s)" in out and "class imbalance" in out
