@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as project:
         for seed in range(args.seeds):
             started = time.perf_counter()
-            result = resnetlab.train(seed=seed, project=project, progress="none")
+            result = resnetlab.train(seed=seed, project=project, display="none")
             seconds = time.perf_counter() - started
             rows.append({"seed": seed, "test_accuracy": result.test.accuracy, "seconds": round(seconds, 2),
                          "best_epoch": result.info.training["epoch"]})

@@ -85,7 +85,7 @@ def train_step_every_family() -> str:
 def digits_run_on_gpu() -> str:
     with tempfile.TemporaryDirectory() as project:
         started = time.perf_counter()
-        result = resnetlab.train(device=DEVICE, project=project, progress="none")
+        result = resnetlab.train(device=DEVICE, project=project, display="none")
         seconds = time.perf_counter() - started
         model, info = resnetlab.load_model(result.best_path, device="cpu")  # written on the GPU, read on the CPU
         data = resnetlab.load_dataset("digits")

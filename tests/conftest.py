@@ -30,4 +30,4 @@ def digits_run(tmp_path_factory):
     from resnetlab.training import train
 
     project = tmp_path_factory.mktemp("runs")
-    return train(epochs=4, project=str(project), progress="none", lr=0.05)
+    return train(epochs=4, project=str(project), display="none", lr=0.05)

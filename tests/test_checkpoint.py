@@ -172,3 +172,29 @@ def test_training_checkpoint_restores_optimizer_and_loads_as_a_model(tmp_path):
         assert k == k2 and torch.equal(v, v2)
     with pytest.raises(ModelFileError, match="not a training checkpoint"):
         load_checkpoint(save_model(tmp_path / "plain.safetensors", model, info), fresh)
+
+
+def test_half_precision_file_loads_as_float32_and_wrong_types_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    model, info = _model_and_info()
+    path = save_model(tmp_path / "half.safetensors", model.half(), info)
+    loaded, _ = load_model(path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        assert torch.isfinite(loaded(torch.randn(2, 1, 16, 16))).all()
+    state = {k: v.contiguous() for k, v in model.float().state_dict().items()}
+    state["fc.weight"] = state["fc.weight"].to(torch.int32)
+    save_file(state, str(tmp_path / "ints.safetensors"), metadata={"resnetlab": json.dumps(info.to_dict())})
+    with pytest.raises(ModelFileError, match="fc.weight of torch.int32"):
+        load_model(tmp_path / "ints.safetensors")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    model, info = _model_and_info()
+    old = os.umask(0o022)
+    try:
+        path = save_model(tmp_path / "m.safetensors", model, info)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600

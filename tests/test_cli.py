@@ -33,7 +33,10 @@ def test_train_writes_the_run_folder(cli_run, capsys):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "images_per_second"} <= set(rows[0])
     results = json.loads((cli_run / "results.json").read_text())
-    assert results["test"]["num_samples"] == 360 and 0 <= results["test"]["accuracy"] <= 1
+    assert results["test"]["num_samples"] == 360
+    assert results["test"]["accuracy"] >= 0.8  # 3 epochs reach about 0.9; far above chance (0.1)
+    assert config["data"]["crop_padding"] == 1 and config["data"]["pad_mode"] == "edge"  # resolved, not null
+    assert config["data"]["flip"] is False
 
 
 def test_second_run_with_the_same_name_gets_a_new_folder(cli_run, capsys):
@@ -100,6 +103,14 @@ def test_train_help_lists_settings(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "epochs=ten"], "epochs must be an integer, got 'ten'"),
+    (["train", "model=plain20", "shortcut=A"], "plain20 fixes shortcut itself"),
+    (["train", "shortcut=C"], "shortcut must be one of A, B; got 'C'"),
+    (["train", "block_drop_rate=0.3"], "block_drop_rate applies to pre-activation blocks"),
+    (["train", "model=tutorial_cnn", "drop_path_rate=0.1"], "tutorial_cnn has no residual blocks"),
+    (["train", "val_fraction=0.9"], "does not fit the digits"),
+    (["train", "milestones=[1,"], "milestones must be a list such as [30, 60]"),
+    (["train", "project=/dev/null/x", "epochs=1"], "Not a directory"),
+    (["models", "--family", "bogus"], "unknown family 'bogus'"),
     (["train", "modle=resnet20"], "unknown setting 'modle'; did you mean 'model'?"),
     (["train", "model=resnet5"], "did you mean 'resnet50' or 'resnet56'?"),
     (["train", "data=digit"], "did you mean 'digits'"),
@@ -112,6 +123,29 @@ def test_errors_are_one_line_without_traceback(argv, message, capsys, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_evaluate_checks_its_numbers(cli_run, capsys):
+    model = str(cli_run / "best.safetensors")
+    for words, message in ((["batch_size=0"], "batch_size must be at least 1"),
+                           (["batch_size=abc"], "batch_size must be an integer"),
+                           (["split=holdout"], "split must be train, val or test")):
+        assert main(["evaluate", model, *words]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_evaluate_val_uses_the_runs_own_validation_split(tmp_path, capsys):
+    assert main(["train", "epochs=1", "val_fraction=0.3", f"project={tmp_path}", "name=v", "progress=false"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "v" / "best.safetensors"), "split=val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 539  # 30% of the data, not the default 180
+
+
+def test_errors_from_a_real_process_have_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "resnetlab", "train", "model=resnet5"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: unknown model 'resnet5'") and "Traceback" not in out.stderr
 
 
 def test_python_dash_m_entry_point():

@@ -108,6 +108,35 @@ def test_wrong_input_raises_value_error(call, message):
         call(clf)
 
 
+def test_keras_keywords_and_validation():
+    x, y = _toy(16, 7)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    clf.compile(optimizer="adam", metrics=["accuracy", "top5"])
+    first = clf.fit(x, y, epochs=1, batch_size=8, verbose=0, validation_data=(x, y))
+    optimizer = clf._compiled.optimizer
+    clf.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert clf._compiled.optimizer is optimizer  # Adam's moments carry over, as in Keras
+    assert {"top5", "val_top5", "accuracy", "val_accuracy"} <= set(first.history)
+    assert set(clf.evaluate(x, y, verbose=0)) == {"loss", "accuracy", "top5"}
+    assert clf.predict(x, verbose=0).shape == (16, 3)
+    with pytest.raises(ValueError, match="did you mean 'cosine'"):
+        clf.compile(schedule="cosin")
+    with pytest.raises(ValueError, match="lr must be positive"):
+        clf.compile(learning_rate=0.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda c, x, y: c.fit(x[:1], y[:1], verbose=0), "at least 2 training images"),
+    (lambda c, x, y: c.fit(x.astype("float32"), y, verbose=0), "float images must be 0..1 \\(divide by 255\\)"),
+    (lambda c, x, y: c.predict(x[0]), "looks like a single image of shape \\(28, 28, 3\\); give a batch"),
+])
+def test_common_keras_slips_get_clear_errors(call, message):
+    x, y = _toy(8, 8)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    with pytest.raises(ValueError, match=message):
+        call(clf, x, y)
+
+
 def test_input_shape_in_channels_first_order_is_caught():
     with pytest.raises(ValueError, match=r"did you mean \(28, 28, 3\)"):
         resnetlab.Classifier("resnet20", num_classes=3, input_shape=(3, 28, 28))

@@ -70,3 +70,14 @@ def test_predict_proba_checks_the_input_shape(digits_run):
         predictor.predict_proba(np.zeros((2, 28, 28), dtype=np.uint8))
     probs = predictor.predict_proba(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
     assert probs.shape == (2, 10)
+
+
+def test_predictions_agree_with_the_labels_as_often_as_evaluate_says(digits_run):
+    from resnetlab.evaluate import evaluate_model
+
+    data = load_dataset("digits")
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu")
+    predicted = predictor.predict_proba(data.test.images).argmax(1)
+    accuracy = float((predicted == data.test.labels.numpy()).mean())
+    assert accuracy == pytest.approx(evaluate_model(predictor.model, data.test, predictor.info).accuracy)
+    assert accuracy >= 0.8  # four epochs of resnet20 on the digits

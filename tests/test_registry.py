@@ -59,5 +59,5 @@ def test_create_model_records_arch_and_validates():
         resnetlab.create_model("resnet20", shortcut="C")
     with pytest.raises(ValueError, match="unknown stem"):
         resnetlab.create_model("resnet18", stem="tiny")
-    with pytest.raises(ConfigError, match="does not take that option"):
+    with pytest.raises(ConfigError, match="does not take option .colour."):
         resnetlab.create_model("resnet18", colour="blue")

@@ -173,19 +173,27 @@ def _info_from(path: Path, metadata: dict[str, str]) -> ModelInfo:
         raise ModelFileError(f"{path} has unreadable resnetlab metadata ({exc})") from None
 
 
-def _check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+def _check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Raise ModelFileError unless the tensors fit `model`; return them in the model's dtypes.
+
+    Floating tensors of another precision (a model saved after .half()) are converted; a
+    non-floating tensor where the model has a floating one means the file is not this model.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [f"{k} {tuple(tensors[k].shape)} (model: {tuple(v.shape)})" for k, v in expected.items()
              if k in tensors and tensors[k].shape != v.shape]
+    wrong += [f"{k} of {tensors[k].dtype} (model: {v.dtype})" for k, v in expected.items()
+              if k in tensors and v.is_floating_point() and not tensors[k].is_floating_point()]
     if missing or unexpected or wrong:
         parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape or type", wrong)):
             if items:
                 shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
                 parts.append(f"{len(items)} {label}: {shown}")
         raise ModelFileError(f"{path} does not match its architecture {model.arch.name}: " + "; ".join(parts))
+    return {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in tensors.items()}
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
@@ -197,7 +205,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     with torch.device("meta"):
         model = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
                              **info.arch.options)
-    _check_tensors(path, model, tensors)
+    tensors = _check_tensors(path, model, tensors)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device).eval(), info
 
@@ -211,8 +219,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         raise ModelFileError(f"{path} is a model file, not a training checkpoint (no optimizer state)")
     state = json.loads(metadata[TRAIN_META_KEY])
     model_tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
-    _check_tensors(path, model, model_tensors)
-    model.load_state_dict(model_tensors, strict=True)
+    model.load_state_dict(_check_tensors(path, model, model_tensors), strict=True)
     opt_json = state.pop("optimizer")
     if optimizer is not None:
         slots: dict[int, dict[str, Any]] = {}

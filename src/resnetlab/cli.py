@@ -60,6 +60,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(key: str, value: object, minimum: int) -> int:
+    """An integer option from a flag or a key=value word, at least `minimum`."""
+    from .config import coerce
+
+    number = coerce(key, value, int)
+    if number < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {number}")
+    return number
+
+
 def _key_values(words: list[str], allowed: dict[str, str], namespace: argparse.Namespace) -> None:
     """Apply `key=value` words to `namespace` (the CLI takes both `--data x` and `data=x`)."""
     for word in words:
@@ -87,13 +97,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not dataset_name:
         raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
     data_dir = args.data_dir or (trained_on.get("data_dir") if dataset_name == trained_on.get("name") else None)
-    workers = None if args.workers is None else int(args.workers)
+    workers = None if args.workers is None else _count("workers", args.workers, 0)
+    batch_size = _count("batch_size", args.batch_size, 1)
     data = load_dataset(dataset_name, data_dir=data_dir, val_fraction=trained_on.get("val_fraction"),
                         img_size=info.input_size[1], channels=info.input_size[0], workers=workers)
     if data.class_names != info.class_names:
         raise ConfigError(f"{dataset_name} has classes {data.class_names[:5]}... but the model was trained on "
                           f"{info.class_names[:5]}...; evaluate it on data with the same classes")
-    result = evaluate_model(model, data.split(args.split), info, batch_size=int(args.batch_size), device=device,
+    if args.split not in ("train", "val", "test"):
+        raise ConfigError(f"split must be train, val or test, got {args.split!r}")
+    result = evaluate_model(model, data.split(args.split), info, batch_size=batch_size, device=device,
                             workers=workers)
     if args.json:
         print(json.dumps({"model": str(args.model), "data": dataset_name, "split": args.split, **result.to_dict()}))
@@ -144,21 +157,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .models.summary import model_stats
-    from .registry import list_models
+    from .registry import get_model_entry, list_models
 
+    families = sorted({get_model_entry(n).family for n in list_models()})
+    if args.family is not None and args.family not in families:
+        raise ConfigError(f"unknown family {args.family!r}{did_you_mean(args.family, families)}; families: "
+                          f"{', '.join(families)}")
     names = list_models(args.pattern or "*", family=args.family)
     if not names:
-        raise ConfigError(f"no model matches {args.pattern!r}")
+        raise ConfigError(f"no model matches {args.pattern!r} (`resnetlab models` lists all)")
     table = Table(title="resnetlab models")
     for column, justify in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "right"),
-                            ("GMACs", "right"), ("GFLOPs", "right"), ("paper", "left")):
-        table.add_column(column, justify=justify)
+                            ("GMACs", "right"), ("GFLOPs", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    with_paper = console.width >= 110  # the reference only where it fits beside the numbers
+    if with_paper:
+        table.add_column("paper")
     for name in names:
         stats = model_stats(name, flops=not args.no_flops)
         c, h, w = stats.input_size
         macs = "" if stats.flops is None else f"{stats.flops / 2e9:.3f}"
         flops = "" if stats.flops is None else f"{stats.flops / 1e9:.3f}"
-        table.add_row(name, stats.family, f"{stats.params:,}", f"{c}x{h}x{w}", macs, flops, stats.paper)
+        row = [name, stats.family, f"{stats.params:,}", f"{c}x{h}x{w}", macs, flops]
+        table.add_row(*row, *([stats.paper] if with_paper else []))
     console.print(table)
     console.print("Parameters at each model's default class count. FLOPs count a multiply-add as 2; "
                   "torchvision's tables quote multiply-adds (GMACs).")
@@ -233,10 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file (.safetensors or .h5)")
     p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR (same as the flags)")
     p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", help="train | val | test")
     p.add_argument("--data-dir", dest="data_dir", default=None)
-    p.add_argument("--workers", default=None, type=int, help="image-decoding processes (image folders)")
-    p.add_argument("--batch-size", dest="batch_size", default=256, type=int)
+    p.add_argument("--workers", default=None, help="image-decoding processes (image folders)")
+    p.add_argument("--batch-size", dest="batch_size", default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
@@ -281,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (UserError, FileNotFoundError) as exc:
+    except (UserError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,8 +22,8 @@ from .errors import ConfigError, did_you_mean
 @dataclass
 class ModelConfig:
     name: str = "resnet20"  # any name from `resnetlab models`
-    stem: str | None = None  # imagenet | small; None keeps the architecture's own
-    shortcut: str | None = None  # A | B (He et al. 2015, Sec. 3.3); None keeps the architecture's own
+    stem: Literal["imagenet", "small"] | None = None  # None keeps the architecture's own
+    shortcut: Literal["A", "B"] | None = None  # He et al. 2015, Sec. 3.3; None keeps the architecture's own
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
@@ -45,7 +45,7 @@ class DataConfig:
     download: bool = True  # fetch a named dataset's missing files from their official addresses
     val_fraction: float | None = None  # share of train held out for validation; None: the dataset's default
     crop_padding: int | None = None  # random-crop padding in pixels; None: the dataset's default, 0: off
-    pad_mode: str | None = None  # zeros | reflect | edge; None: the dataset's default
+    pad_mode: Literal["zeros", "reflect", "edge"] | None = None  # None: the dataset's default
     flip: bool | None = None  # random horizontal flips; None: the dataset's default (off for digits)
     cutout: int = 0  # side of a zeroed square per image, pixels (DeVries & Taylor: 16 on CIFAR-10); 0: off
     random_erasing: float = 0.0  # probability of erasing a random rectangle per image (Zhong et al.: 0.5)
@@ -112,8 +112,6 @@ class Config:
              f"val_fraction must be in [0, 1), got {self.data.val_fraction}"),
             (self.data.crop_padding is None or self.data.crop_padding >= 0,
              f"crop_padding must be >= 0, got {self.data.crop_padding}"),
-            (self.data.pad_mode in (None, "zeros", "reflect", "edge"),
-             f"pad_mode must be zeros, reflect or edge, got {self.data.pad_mode!r}"),
             (self.data.cutout >= 0, f"cutout must be >= 0, got {self.data.cutout}"),
             (0 <= self.data.random_erasing <= 1, f"random_erasing must be in [0, 1], got {self.data.random_erasing}"),
             (self.data.mixup_alpha >= 0 and self.data.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
@@ -122,6 +120,8 @@ class Config:
             (self.data.channels in (None, 1, 3), f"channels must be 1 or 3, got {self.data.channels}"),
             (self.data.workers is None or self.data.workers >= 0, f"workers must be >= 0, got {self.data.workers}"),
             (0 <= self.model.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}"),
+            (0 <= self.model.block_drop_rate < 1,
+             f"block_drop_rate must be in [0, 1), got {self.model.block_drop_rate}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -173,7 +173,10 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         return text
     if origin in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip() else []
+            try:
+                value = yaml.safe_load(value) if value.strip() else []
+            except yaml.YAMLError:
+                raise ConfigError(f"{key} must be a list such as [30, 60], got {value!r}") from None
         if not isinstance(value, (list, tuple)):
             value = [value]
         return [coerce(key, v, args[0]) for v in value]

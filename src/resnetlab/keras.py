@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_model, save_model
-from .config import Config, TrainConfig
+from .config import TrainConfig, load_config
 from .data.arrays import arrays_to_imageset
 from .data.augment import Augment
 from .data.dataset import ImageSet
@@ -35,6 +35,7 @@ from .info import ModelInfo
 from .predict import Predictor, batched_logits
 from .registry import create_model
 from .training.loop import History, fit
+from .training.optim import build_optimizer
 from .training.progress import make_progress
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
@@ -152,10 +153,13 @@ class Classifier:
             if name not in DEFAULT_LR:
                 raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use "
                                  f"'sgd', 'adam', 'adamw' or a torch.optim.Optimizer")
-        cfg = replace(TrainConfig(), optimizer=name, lr=learning_rate or DEFAULT_LR[name], weight_decay=weight_decay,
-                      momentum=momentum if momentum is not None else (0.0 if name == "sgd" else 0.9),
-                      nesterov=False, label_smoothing=label_smoothing, schedule=schedule, batch_size=32, epochs=1)
-        Config(train=cfg).validate()  # the library's own range checks (ConfigError is a ValueError)
+        # The library's own typed checks ("did you mean", ranges); ConfigError is a ValueError.
+        cfg = load_config(overrides={
+            "optimizer": name, "lr": DEFAULT_LR[name] if learning_rate is None else learning_rate,
+            "weight_decay": weight_decay, "momentum": momentum if momentum is not None else (
+                0.0 if name == "sgd" else 0.9),
+            "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule, "batch_size": 32,
+            "epochs": 1}).train
         self._compiled = _Compiled(cfg, instance, tuple(dict.fromkeys(METRICS[m] for m in metrics)))
 
     def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
@@ -200,14 +204,19 @@ class Classifier:
                              shuffle=shuffle, augment=augment, seed=self.seed,
                              drop_last=len(train) % batch_size == 1)
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
+        if self._compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
+            self._compiled.optimizer = build_optimizer(self.model, cfg)
         history = fit(self.model, self.info, loader, cfg, val_data=val, optimizer=self._compiled.optimizer,
-                      progress=make_progress(progress))
+                      progress=make_progress(progress), metrics=self._compiled.metrics)
         self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs,
                               **{k: v[-1] for k, v in history.history.items()}}
         return history
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
-        """Return {"loss": ..., "accuracy": ...} (and "top5" when compiled with it) on images `x`, labels `y`."""
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256, verbose: int | str = "auto") -> dict[str, float]:
+        """Return {"loss": ..., "accuracy": ...} (and "top5" when compiled with it) on images `x`, labels `y`.
+
+        `verbose` is accepted for Keras code; evaluation shows no progress.
+        """
         self._require_model()
         data = self._imageset(x, y, ("x", "y"))
         logits = batched_logits(self.model, data.images, self.info, batch_size=batch_size, device=self.device)
@@ -217,8 +226,8 @@ class Classifier:
             out[metric] = result.accuracy if metric == "accuracy" else result.top5
         return out
 
-    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities float32 [N, num_classes]."""
+    def predict(self, x: Any, *, batch_size: int = 256, verbose: int | str = "auto") -> np.ndarray:
+        """Class probabilities float32 [N, num_classes]. (`verbose` is accepted for Keras code; nothing is shown.)"""
         self._require_model()
         return Predictor(self.model, self.info, device=self.device, batch_size=batch_size).predict_proba(x)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -120,9 +121,19 @@ def create_model(
             raise ConfigError(f"{name} does not take option(s) {', '.join(unknown)}")
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **options)
-    except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
+    except TypeError as exc:  # an option the architecture does not have, or one it fixes itself
+        fixed = re.search(r"multiple values for (?:keyword )?argument '(\w+)'", str(exc))
+        if fixed:
+            raise ConfigError(f"{name} fixes {fixed.group(1)} itself; leave it out (or choose another "
+                              f"model)") from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unexpected:
+            raise ConfigError(f"{name} does not take option {unexpected.group(1)!r}") from None
+        raise
+    except ValueError as exc:  # an option value the architecture rejects
+        if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"{name} does not take that option: {exc}") from None
+        message = str(exc)
+        raise ConfigError(message if message.startswith(name) else f"{name}: {message}") from None
     model.arch = ArchSpec(name, num_classes, in_chans, options)
     return model

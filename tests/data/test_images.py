@@ -109,7 +109,11 @@ def test_resize_straight_and_center_crop():
     # box-filtering an 8x8 to 4x4 averages each 2x2 block
     first_block = (0 + 1 + 8 + 9) / 4  # 4.5, which Pillow rounds up
     assert image_to_array(resize_for_model(image, (4, 4), "box"))[0, 0, 0] == int(first_block + 0.5)
-    wide = Image.new("RGB", (400, 200))
-    cropped = resize_for_model(wide, (224, 224), "bilinear", crop_pct=0.875)  # 256 short side, center 224
-    assert cropped.size == (224, 224)
-    assert image_to_array(cropped).shape == (3, 224, 224)
+    wide = np.zeros((200, 400, 3), dtype=np.uint8)  # black, with white side bands (x < 100 and x >= 300)
+    wide[:, :100] = wide[:, 300:] = 255
+    cropped = resize_for_model(Image.fromarray(wide), (224, 224), "bilinear", crop_pct=0.875)
+    array = image_to_array(cropped)
+    assert array.shape == (3, 224, 224)
+    # short side 200 -> 256 (scale 1.28): bands end at x = 128 and start at 384 of 512; the centre crop
+    # keeps x = 144..368, inside the black middle: a squashed (uncropped) image would show the bands
+    assert array.max() <= 3

@@ -25,6 +25,10 @@ PARAM_COUNTS = {
     # pre-activation and wide: the papers' rounded figures are 1.7M, 1.7M, 10.2M, 11.0M, 36.5M, 8.9M
     "preact_resnet110": 1_730_522, "preact_resnet164": 1_703_258, "preact_resnet1001": 10_327_706,
     "wrn16_8": 10_961_370, "wrn28_10": 36_479_194, "wrn40_4": 8_949_210,
+    # Kuang Liu's CIFAR PreActResNet-18 has 11,171,146; ours adds the paper's final BN (512 x 2)
+    "preact_resnet18": 11_172_170,
+    # 32x32x3 input: convs 896 + 18,496 + 73,856, dense 2048x128 + 128, output 128x10 + 10
+    "tutorial_cnn": 356_810,
 }
 
 
@@ -52,14 +56,15 @@ def test_forward_backward_every_parameter_gets_gradient(name):
     assert any(p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_every_registered_model_has_a_known_parameter_count():
+    assert set(ALL) <= set(PARAM_COUNTS), "add the new model's parameter count (and its source) above"
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_parameter_count(name):
     with torch.device("meta"):
         model = resnetlab.create_model(name)
-    count = sum(p.numel() for p in model.parameters())
-    if name in PARAM_COUNTS:
-        assert count == PARAM_COUNTS[name]
-    assert count > 0
+    assert sum(p.numel() for p in model.parameters()) == PARAM_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", [_slow(n) for n in ALL])
@@ -133,6 +138,25 @@ def test_models_without_residuals_reject_residual_options(name):
     with pytest.raises(ValueError, match="residual"):
         resnetlab.create_model(name, zero_init_residual=True)
     assert get_model_entry(name).residual is False
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("plain20", {"shortcut": "A"}, "plain20 fixes shortcut itself"),
+    ("resnext50_32x4d", {"groups": 64}, "resnext50_32x4d fixes groups itself"),
+    ("resnet18", {"colour": "blue"}, "does not take option 'colour'"),
+    ("wrn16_8", {"block_drop_rate": 1.5}, "block_drop_rate must be in [0, 1)"),
+])
+def test_option_errors_are_config_errors(name, options, message):
+    from resnetlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        resnetlab.create_model(name, **options)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "wrn16_8", "preact_resnet110", "resnet18"])
+def test_stem_option_is_accepted_by_every_residual_family(name):
+    model = resnetlab.create_model(name, stem="small")
+    assert model.stem == "small"
 
 
 def test_small_stem_keeps_resolution():

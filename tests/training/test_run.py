@@ -23,7 +23,7 @@ def photos(tmp_path_factory):
 def test_error_policy_stops_before_any_run_folder_exists(photos, tmp_path):
     root, bad = photos
     with pytest.raises(DataError, match="4 bad image file"):
-        resnetlab.train(data=str(root), epochs=1, project=str(tmp_path / "runs"), progress="none")
+        resnetlab.train(data=str(root), epochs=1, project=str(tmp_path / "runs"), display="none")
     assert not (tmp_path / "runs").exists()
 
 
@@ -31,7 +31,7 @@ def test_error_policy_stops_before_any_run_folder_exists(photos, tmp_path):
 def test_skip_policy_trains_and_lists_skipped_files(photos, tmp_path, in_memory):
     root, bad = photos
     result = resnetlab.train(data=str(root), on_bad_image="skip", in_memory=in_memory, epochs=2, batch_size=8,
-                             lr=0.02, workers=0, project=str(tmp_path), progress="none")
+                             lr=0.02, workers=0, project=str(tmp_path), display="none")
     lines = (result.run_dir / "skipped.txt").read_text().splitlines()
     assert {line.split("\t")[0] for line in lines} == set(bad)
     assert all(bad[line.split("\t")[0]] in line.split("\t")[1] for line in lines)
@@ -44,7 +44,7 @@ def test_skip_policy_trains_and_lists_skipped_files(photos, tmp_path, in_memory)
 
 def test_batch_augmentations_train_with_soft_targets(tmp_path):
     result = resnetlab.train(epochs=2, mixup_alpha=0.2, cutmix_alpha=1.0, cutout=3, random_erasing=0.25,
-                             project=str(tmp_path), progress="none")
+                             project=str(tmp_path), display="none")
     assert result.history.rows[-1].train_loss > 0 and result.test.accuracy > 0.3
 
 
@@ -60,3 +60,17 @@ def test_cli_data_inspect_reports_counts_sizes_and_bad_files(photos, capsys):
     assert main(["data", "inspect", str(root)]) == 0
     out = capsys.readouterr().out
     assert "4 bad file(s)" in out and "class imbalance" in out
+
+
+def test_train_applies_overrides_on_a_given_config_and_validates(tmp_path):
+    from resnetlab.config import load_config
+    from resnetlab.errors import ConfigError
+
+    config = load_config(overrides={"epochs": 5, "project": str(tmp_path)})
+    result = resnetlab.train(config, epochs=1, display="none")
+    assert len(result.history.rows) == 1 and config.train.epochs == 5  # the caller's config is not changed
+    with pytest.raises(ConfigError, match="epochs must be at least 1"):
+        resnetlab.train(config, epochs=0)
+    with pytest.raises(ConfigError, match="unknown progress display"):
+        resnetlab.train(config, display="fancy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resnet20-digits"]  # failures leave no run folder

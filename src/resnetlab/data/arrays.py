@@ -39,6 +39,8 @@ def images_to_tensor(images: Any, *, expected: tuple[int, int, int] | None = Non
     """
     is_tensor = isinstance(images, torch.Tensor)
     array = images.detach().cpu().numpy() if is_tensor else np.asarray(images)
+    if expected is not None and array.ndim == 3 and array.shape in ((*expected[1:], expected[0]), tuple(expected)):
+        raise DataError(f"{name} looks like a single image of shape {array.shape}; give a batch, e.g. {name}[None]")
     if array.dtype == object or array.ndim not in (3, 4):
         raise DataError(f"{name} must be a 3-D [N, H, W] or 4-D image array, got shape {array.shape} "
                         f"of {array.dtype}")
@@ -76,6 +78,11 @@ def _to_pixel_tensor(array: np.ndarray, name: str) -> torch.Tensor:
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
             raise DataError(f"{name} contains NaN or infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low < -1e-3 or high > 1 + 1e-3:  # resnetlab normalizes itself and stores how, for predict and serve
+            hint = "divide by 255" if low >= 0 and high <= 255 else "give raw pixels, not normalized ones"
+            raise DataError(f"{name} holds floats from {low:.3g} to {high:.3g}; float images must be 0..1 "
+                            f"({hint}), or pass uint8 pixels 0..255")
         return torch.from_numpy(values)
     raise DataError(f"{name} must hold uint8 or float pixels, got {array.dtype}")
 

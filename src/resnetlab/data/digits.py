@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import DataError
 from .dataset import DatasetSplits, ImageSet
 from .stats import channel_stats
 
@@ -32,6 +33,11 @@ def load_digits_splits(val_fraction: float | None = None) -> DatasetSplits:
     index = np.arange(len(labels))
     rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=labels, random_state=SPLIT_SEED)
     val_share = VAL_FRACTION if val_fraction is None else val_fraction
+    held = int(np.ceil(len(rest) * val_share / (1 - TEST_FRACTION)))  # as scikit-learn counts it
+    if val_share > 0 and not (10 <= held <= len(rest) - 10):  # stratification needs one image per class
+        low, high = 10 / len(labels), (1 - TEST_FRACTION) - 10 / len(labels)
+        raise DataError(f"val_fraction={val_share} does not fit the digits: use 0 (no validation) or a value "
+                        f"from {low:.3f} to {high:.2f} (the fixed test split takes 20%)")
     if val_share > 0:
         train, val = train_test_split(rest, test_size=val_share / (1 - TEST_FRACTION),
                                       stratify=labels[rest], random_state=SPLIT_SEED)

@@ -56,6 +56,8 @@ class ResNet(ImageClassifier):
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+        if not 0.0 <= block_drop_rate < 1.0:
+            raise ValueError(f"block_drop_rate must be in [0, 1), got {block_drop_rate}")
         if shortcut == "none" and (zero_init_residual or drop_path_rate):
             raise ValueError("plain networks have no residual branches: zero_init_residual and "
                              "drop_path_rate do not apply")
@@ -135,19 +137,20 @@ def _imagenet_resnet(block: Block, layers: Sequence[int], **kw) -> ResNet:
     return ResNet(block, layers, (64, 128, 256, 512), **kw)
 
 
-def _cifar_resnet(block: Block, depth: int, *, shortcut: str = "A", **kw) -> ResNet:
+def _cifar_resnet(block: Block, depth: int, *, shortcut: str = "A", stem: str = "small", stem_width: int = 16,
+                  **kw) -> ResNet:
     """He et al. 2015, Sec. 4.2: 6n+2 layers (9n+2 with bottlenecks) in three stages of 16/32/64 filters."""
     per_block = 3 if block.expansion == 4 else 2
     if (depth - 2) % (3 * per_block):
         raise ValueError(f"depth {depth} is not {3 * per_block}n+2")
     n = (depth - 2) // (3 * per_block)
-    return ResNet(block, (n, n, n), (16, 32, 64), stem="small", stem_width=16, shortcut=shortcut, **kw)
+    return ResNet(block, (n, n, n), (16, 32, 64), stem=stem, stem_width=stem_width, shortcut=shortcut, **kw)
 
 
-def _wide_resnet(depth: int, k: int, **kw) -> ResNet:
+def _wide_resnet(depth: int, k: int, *, stem: str = "small", stem_width: int = 16, **kw) -> ResNet:
     """Zagoruyko & Komodakis 2016: WRN-depth-k, pre-activation blocks of 16k/32k/64k filters."""
     n = (depth - 4) // 6
-    return ResNet(PreActBasicBlock, (n, n, n), (16 * k, 32 * k, 64 * k), stem="small", stem_width=16, **kw)
+    return ResNet(PreActBasicBlock, (n, n, n), (16 * k, 32 * k, 64 * k), stem=stem, stem_width=stem_width, **kw)
 
 
 _TV = "He et al. 2015; torchvision layout"

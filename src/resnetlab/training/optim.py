@@ -12,6 +12,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "step", "multistep", "constant")
 Schedule = Callable[[int], float]  # iteration -> multiplier of the peak learning rate
 
 
@@ -42,6 +43,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Schedule:
     """Return iteration -> lr multiplier: linear warm-up, then cosine, step, multistep or constant."""
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}{did_you_mean(cfg.schedule, SCHEDULES)}; choose one of "
+                          f"{', '.join(SCHEDULES)}")
     total = cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     milestones = sorted(cfg.milestones) or [cfg.epochs // 2, (cfg.epochs * 3) // 4]

@@ -9,6 +9,8 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..errors import ConfigError
+
 
 class ProgressDisplay(Protocol):
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
@@ -81,8 +83,13 @@ class SilentProgress(PlainProgress):
         pass
 
 
+DISPLAYS = {"rich": RichProgress, "plain": PlainProgress, "none": SilentProgress}
+
+
 def make_progress(kind: str = "auto") -> ProgressDisplay:
     """`auto`: a rich bar on a terminal, plain lines otherwise; also `rich`, `plain`, `none`."""
     if kind == "auto":
         kind = "rich" if Console().is_terminal else "plain"
-    return {"rich": RichProgress, "plain": PlainProgress, "none": SilentProgress}[kind]()
+    if kind not in DISPLAYS:
+        raise ConfigError(f"unknown progress display {kind!r}; choose auto, {', '.join(DISPLAYS)}")
+    return DISPLAYS[kind]()

@@ -7,6 +7,7 @@ accuracy), `last.safetensors` (a training checkpoint, optimizer included) and `r
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import random
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_model, save_checkpoint, save_model
-from ..config import Config, load_config, save_config
+from ..config import Config, apply_overrides, save_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader
@@ -134,6 +135,16 @@ def build_train_loader(data: DatasetSplits, config: Config, device: torch.device
                        augment=augment, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment)
 
 
+def resolve_data_defaults(config: Config, data: DatasetSplits) -> None:
+    """Replace "the dataset's default" (None) in the data settings by the values the dataset chose."""
+    d = config.data
+    d.crop_padding = data.crop_padding if d.crop_padding is None else d.crop_padding
+    d.pad_mode = data.pad_mode if d.pad_mode is None else d.pad_mode
+    d.flip = data.flip if d.flip is None else d.flip
+    if data.file_input_size is not None:
+        d.channels, d.img_size = data.file_input_size[0], data.file_input_size[1]
+
+
 def _write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
     """List the files on_bad_image=skip left out, with reasons, in the run folder and on the console."""
     if not skipped:
@@ -147,9 +158,14 @@ def _write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
         print(f"  ... and {len(skipped) - 10} more")
 
 
-def train(config: Config | None = None, *, progress: str = "auto", **overrides: Any) -> TrainResult:
-    """Train as `config` (or the defaults with `overrides`, e.g. `epochs=5`) says; return where it went."""
-    config = config if config is not None else load_config(overrides=overrides)
+def train(config: Config | None = None, *, display: str = "auto", **overrides: Any) -> TrainResult:
+    """Train as `config` says, with `overrides` (setting names as on the CLI, e.g. `epochs=5`) applied on top.
+
+    Args:
+        display: progress display: auto (a bar on a terminal, else one line per epoch), rich, plain, none.
+    """
+    config = apply_overrides(copy.deepcopy(config) if config is not None else Config(), overrides).validate()
+    progress = make_progress(display if config.run.progress else "plain")  # an unknown display fails here
     seed_everything(config.run.seed)
     device = resolve_device(config.run.device)
     data = load_run_data(config)  # every bad file is found here, before any training
@@ -159,14 +175,14 @@ def train(config: Config | None = None, *, progress: str = "auto", **overrides: 
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
                      mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
 
+    loader = build_train_loader(data, config, device)
+    resolve_data_defaults(config, data)  # config.yaml records what was used, not "the dataset's default"
     run_dir = make_run_dir(config.run.project, config.run.name or f"{config.model.name}-{Path(config.data.name).name}")
     save_config(config, run_dir / "config.yaml")
     _write_skipped(run_dir, data.skipped)
-    loader = build_train_loader(data, config, device)
     writer = RunWriter(run_dir, info, config)
     started = time.perf_counter()
-    history = fit(model, info, loader, config.train, val_data=data.val, callbacks=[writer],
-                  progress=make_progress(progress if config.run.progress else "plain"))
+    history = fit(model, info, loader, config.train, val_data=data.val, callbacks=[writer], progress=progress)
     seconds = time.perf_counter() - started
 
     best_model, best_info = load_model(writer.best_path, device=device)
