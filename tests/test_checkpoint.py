@@ -82,7 +82,7 @@ def test_bad_files_get_clear_errors(tmp_path):
         load_model(text)
     pickle_file = tmp_path / "weights.pth"
     torch.save({"a": torch.zeros(2)}, pickle_file)
-    with pytest.raises(ModelFileError, match="never unpickles"):
+    with pytest.raises(ModelFileError, match="never need unpickling"):
         load_model(pickle_file)
     with pytest.raises(ModelFileError, match="is a folder"):
         load_model(tmp_path)

@@ -25,8 +25,8 @@ def cli_run(tmp_path_factory):
 
 
 def test_train_writes_the_run_folder(cli_run, capsys):
-    assert sorted(p.name for p in cli_run.iterdir()) == ["best.safetensors", "config.yaml", "last.safetensors",
-                                                          "metrics.csv", "results.json"]
+    assert sorted(p.name for p in cli_run.iterdir()) == ["best.safetensors", "config.yaml", "curves.png",
+                                                          "last.safetensors", "metrics.csv", "results.json"]
     config = yaml.safe_load((cli_run / "config.yaml").read_text())
     assert config["train"]["epochs"] == 3 and config["train"]["lr"] == 0.05 and config["model"]["name"] == "resnet20"
     rows = list(csv.DictReader((cli_run / "metrics.csv").read_text().splitlines()))

@@ -47,9 +47,7 @@ def _file_kind(path: Path) -> str:
         if 2 <= header_len <= 100_000_000 and head[8:9] == b"{":
             return "safetensors"
     if head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
-        raise ModelFileError(f"{path} is a PyTorch pickle (.pt/.pth); resnetlab never unpickles files. Build the "
-                             f"model with resnetlab.create_model, load the state dict with torch.load(..., "
-                             f"weights_only=True), and save it with resnetlab.save_model")
+        return "pickle"
     if len(head) == 0:
         raise ModelFileError(f"{path} is empty (0 bytes); it may be a write that never finished")
     raise ModelFileError(f"{path} is not a resnetlab model file (expected safetensors or HDF5 content)")
@@ -127,6 +125,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, info: ModelInfo, optimiz
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     kind = _file_kind(path)
+    if kind == "pickle":
+        raise ModelFileError(f"{path} is a PyTorch pickle (.pt/.pth); model files are safetensors or HDF5 and "
+                             f"never need unpickling. To start from its weights use weights={path} (read with "
+                             f"weights_only=True); to convert it, create_model + load_state_dict + save_model")
     try:
         if kind == "safetensors":
             from safetensors import safe_open
@@ -236,3 +238,69 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     state["tensors"] = {k[len(extra_prefix):]: v for k, v in tensors.items()
                         if k.startswith(extra_prefix) and not k.startswith(f"{TRAIN_PREFIX}optimizer.")}
     return state
+
+
+# --- starting from other weights ----------------------------------------------------------------
+
+HEAD_KEYS = ("fc.weight", "fc.bias")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a model file, a bare safetensors state dict, or a PyTorch .pth/.pt (torch.load with
+    weights_only=True, which refuses code). Unwraps {"state_dict": ...}/{"model": ...} and drops the
+    prefixes DDP ("module.") and torch.compile ("_orig_mod.") add."""
+    path = Path(path)
+    if _file_kind(path) == "pickle":
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # weights_only refuses anything but tensors and plain containers
+            raise ModelFileError(f"{path} could not be read as a state dict with weights_only=True ({exc})") from None
+        for key in ("state_dict", "model", "model_state_dict", "module"):
+            if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+        if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            raise ModelFileError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+        tensors = dict(loaded)
+    else:
+        tensors, _ = _read(path)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
+    for prefix in ("module.", "_orig_mod."):
+        if tensors and all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
+    """Initialize `model` from another model's weights (resnetlab, torchvision or timm names).
+
+    A classifier of another class count is left freshly initialized; a 3-channel first convolution
+    feeding a 1-channel model is summed over its input channels (timm's rule). Anything else that does
+    not fit raises ModelFileError listing the keys. Returns notes on what was adapted.
+    """
+    path = Path(path)
+    tensors = read_state_dict(path)
+    expected = model.state_dict()
+    notes = []
+    if any(k in tensors and k in expected and tensors[k].shape != expected[k].shape for k in HEAD_KEYS):
+        old = tensors["fc.weight"].shape[0] if "fc.weight" in tensors else "?"
+        notes.append(f"classifier replaced: {old} -> {expected['fc.weight'].shape[0]} classes")
+        for key in HEAD_KEYS:
+            tensors.pop(key, None)
+    first = "conv1.weight"
+    grayscale = first in tensors and first in expected and expected[first].shape[1] == 1
+    if grayscale and tensors[first].shape[1] == 3:
+        tensors[first] = tensors[first].sum(dim=1, keepdim=True)
+        notes.append("first convolution summed over its 3 input channels for 1-channel input")
+    missing = sorted(set(expected) - set(tensors) - set(HEAD_KEYS))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})" for k, v in tensors.items()
+             if k in expected and v.shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                parts.append(f"{len(items)} {label}: " + ", ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
+        raise ModelFileError(f"{path} does not fit {getattr(model, 'arch', None) and model.arch.name}: "
+                             + "; ".join(parts))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+    return notes

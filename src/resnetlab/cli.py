@@ -41,11 +41,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     config_file = overrides.pop("config", None)
     config = load_config(config_file, overrides)
     result = train(config)
+    if result.run_dir is None:  # a process of a multi-process run other than rank 0: rank 0 reports
+        return 0
+    if result.stopped:
+        done = result.history.rows[-1].epoch if result.history.rows else 0
+        print(f"stopped by {result.stopped} after {done} complete epoch(s); the last checkpoint is "
+              f"{result.last_path}.\nResume with: resnetlab train resume={result.run_dir}", file=sys.stderr)
+        return 130
     table = Table(title=f"Run {result.run_dir}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     best = result.info.training
-    table.add_row("best epoch", f"{best['epoch']} of {best['epochs']}")
+    table.add_row("best epoch", f"{best.get('epoch', '-')} of {best['epochs']}")
     if best.get("val_accuracy") is not None:
         table.add_row("val accuracy", f"{best['val_accuracy']:.2%}")
     if result.test is not None:

@@ -27,6 +27,7 @@ class ModelConfig:
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
+    weights: str | None = None  # start from these weights: a model file, or a torchvision/timm state dict file
 
     def options(self) -> dict[str, Any]:
         """Architecture options to pass to `create_model`, leaving out the ones left at default."""
@@ -62,19 +63,35 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 30
-    batch_size: int = 128  # images per optimizer step
+    max_steps: int | None = None  # stop after this many optimizer steps (He et al. count 64k); None: all epochs
+    batch_size: int = 128  # images per optimizer step (over all processes and accumulation steps)
+    accumulate: int = 1  # split each step's batch into this many forward/backward passes (same result, less memory)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.1  # peak learning rate for `batch_size` images
     momentum: float = 0.9  # SGD momentum, or Adam's beta1
     nesterov: bool = True  # SGD only
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)
-    schedule: Literal["cosine", "step", "multistep", "constant"] = "cosine"  # applied every iteration
-    warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs
+    schedule: Literal["cosine", "onecycle", "step", "multistep", "constant"] = "cosine"  # per iteration
+    warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs (onecycle: its rising part)
     step_size: int = 30  # schedule=step: epochs between decays
     milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
+    milestone_steps: list[int] = field(default_factory=list)  # schedule=multistep: iterations (overrides milestones)
     gamma: float = 0.1  # step/multistep decay factor
+    warmup_lr: float | None = None  # He et al.: train at this lr until train accuracy passes warmup_until_accuracy
+    warmup_until_accuracy: float = 0.2  # ... i.e. training error below 80% (about 400 iterations for resnet110)
     label_smoothing: float = 0.0  # Szegedy et al. 2016; 0.1 is common
+    class_weight: Literal["none", "balanced"] = "none"  # balanced: weight classes by N / (K * count)
+    class_weights: list[float] = field(default_factory=list)  # explicit per-class loss weights (override)
+    grad_clip: float = 0.0  # clip the global gradient norm to this; 0: off
+    ema_decay: float = 0.0  # weight EMA, evaluated and saved as the model (0.999 is common); 0: off
+    head_epochs: int = 0  # fine-tuning: train only the classifier for this many epochs first
+    backbone_lr_scale: float = 1.0  # fine-tuning: lr multiplier for every layer but the classifier
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device is fast at it
+    channels_last: bool | None = None  # memory layout; None: on for CPU and CUDA (faster in every measurement)
+    compile: bool = False  # torch.compile the model (costs start-up time; measured no faster on the 2-core CPU)
+    patience: int = 0  # early stopping: epochs without a better validation accuracy; 0: off
+    deterministic: bool = False  # deterministic kernels (slower on GPU; CPU runs repeat exactly anyway)
 
 
 @dataclass
@@ -84,6 +101,12 @@ class RunConfig:
     seed: int = 0  # seeds weights, data order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     progress: bool = True  # rich progress bar; off prints one line per epoch
+    resume: str | None = None  # continue an interrupted run: its folder (or its last.safetensors)
+    checkpoint_minutes: float = 10.0  # also write `last` this often within an epoch; 0: at epoch ends only
+    tensorboard: bool = True  # write TensorBoard event files when the tensorboard package is installed
+    plots: bool = True  # redraw curves.png (loss, accuracy, lr) after every epoch
+    sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
+    tta: Literal["none", "flip"] = "none"  # test-time augmentation for the final test: flip averages image + mirror
 
 
 @dataclass
@@ -98,30 +121,39 @@ class Config:
 
     def validate(self) -> Config:
         """Raise ConfigError for values out of range; return self."""
-        t = self.train
+        t, d, m, r = self.train, self.data, self.model, self.run
         checks = [
             (t.epochs >= 1, f"epochs must be at least 1, got {t.epochs}"),
+            (t.max_steps is None or t.max_steps >= 1, f"max_steps must be at least 1, got {t.max_steps}"),
             (t.batch_size >= 1, f"batch_size must be at least 1, got {t.batch_size}"),
+            (t.accumulate >= 1 and t.batch_size % t.accumulate == 0,
+             f"accumulate must divide batch_size ({t.batch_size}), got {t.accumulate}"),
             (t.lr > 0, f"lr must be positive, got {t.lr}"),
             (t.weight_decay >= 0, f"weight_decay must be >= 0, got {t.weight_decay}"),
             (0 <= t.momentum < 1, f"momentum must be in [0, 1), got {t.momentum}"),
             (0 <= t.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {t.label_smoothing}"),
             (t.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {t.warmup_epochs}"),
             (t.step_size >= 1, f"step_size must be at least 1, got {t.step_size}"),
-            (self.data.val_fraction is None or 0 <= self.data.val_fraction < 1,
-             f"val_fraction must be in [0, 1), got {self.data.val_fraction}"),
-            (self.data.crop_padding is None or self.data.crop_padding >= 0,
-             f"crop_padding must be >= 0, got {self.data.crop_padding}"),
-            (self.data.cutout >= 0, f"cutout must be >= 0, got {self.data.cutout}"),
-            (0 <= self.data.random_erasing <= 1, f"random_erasing must be in [0, 1], got {self.data.random_erasing}"),
-            (self.data.mixup_alpha >= 0 and self.data.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
-            (0 <= self.data.mix_prob <= 1, f"mix_prob must be in [0, 1], got {self.data.mix_prob}"),
-            (self.data.img_size is None or self.data.img_size >= 8, f"img_size must be >= 8, got {self.data.img_size}"),
-            (self.data.channels in (None, 1, 3), f"channels must be 1 or 3, got {self.data.channels}"),
-            (self.data.workers is None or self.data.workers >= 0, f"workers must be >= 0, got {self.data.workers}"),
-            (0 <= self.model.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}"),
-            (0 <= self.model.block_drop_rate < 1,
-             f"block_drop_rate must be in [0, 1), got {self.model.block_drop_rate}"),
+            (t.warmup_lr is None or t.warmup_lr > 0, f"warmup_lr must be positive, got {t.warmup_lr}"),
+            (t.grad_clip >= 0, f"grad_clip must be >= 0, got {t.grad_clip}"),
+            (0 <= t.ema_decay < 1, f"ema_decay must be in [0, 1), got {t.ema_decay}"),
+            (t.head_epochs >= 0, f"head_epochs must be >= 0, got {t.head_epochs}"),
+            (t.backbone_lr_scale >= 0, f"backbone_lr_scale must be >= 0, got {t.backbone_lr_scale}"),
+            (t.patience >= 0, f"patience must be >= 0, got {t.patience}"),
+            (all(w >= 0 for w in t.class_weights), "class_weights must be >= 0"),
+            (d.val_fraction is None or 0 <= d.val_fraction < 1,
+             f"val_fraction must be in [0, 1), got {d.val_fraction}"),
+            (d.crop_padding is None or d.crop_padding >= 0, f"crop_padding must be >= 0, got {d.crop_padding}"),
+            (d.cutout >= 0, f"cutout must be >= 0, got {d.cutout}"),
+            (0 <= d.random_erasing <= 1, f"random_erasing must be in [0, 1], got {d.random_erasing}"),
+            (d.mixup_alpha >= 0 and d.cutmix_alpha >= 0, "mixup_alpha and cutmix_alpha must be >= 0"),
+            (0 <= d.mix_prob <= 1, f"mix_prob must be in [0, 1], got {d.mix_prob}"),
+            (d.img_size is None or d.img_size >= 8, f"img_size must be >= 8, got {d.img_size}"),
+            (d.channels in (None, 1, 3), f"channels must be 1 or 3, got {d.channels}"),
+            (d.workers is None or d.workers >= 0, f"workers must be >= 0, got {d.workers}"),
+            (0 <= m.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {m.drop_path_rate}"),
+            (0 <= m.block_drop_rate < 1, f"block_drop_rate must be in [0, 1), got {m.block_drop_rate}"),
+            (r.checkpoint_minutes >= 0, f"checkpoint_minutes must be >= 0, got {r.checkpoint_minutes}"),
         ]
         for ok, message in checks:
             if not ok:

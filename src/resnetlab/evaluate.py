@@ -14,7 +14,7 @@ from .data.dataset import ImageFiles, ImageSet, Split
 from .data.stream import FileLoader
 from .errors import DataError
 from .info import ModelInfo
-from .predict import batched_logits
+from .predict import FP32, Inference, batched_logits
 
 
 @dataclass
@@ -70,7 +70,8 @@ def check_compatible(data: Split, info: ModelInfo, what: str = "dataset") -> Non
 
 @torch.no_grad()
 def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_size: int = 256,
-                device: torch.device | str | None = None, workers: int | None = None) -> torch.Tensor:
+                device: torch.device | str | None = None, workers: int | None = None,
+                inference: Inference = FP32) -> torch.Tensor:
     """Logits float32 [N, K] for image files, decoded with the model file's evaluation transform."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     loader = FileLoader(data, batch_size, input_size=info.input_size, mean=info.mean, std=info.std, device=device,
@@ -78,18 +79,20 @@ def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_si
     was_training = model.training
     model.eval()
     try:
-        outputs = [model(images).float().cpu() for images, _ in loader]
+        outputs = [inference(model, images).cpu() for images, _ in loader]
     finally:
         model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0, info.num_classes)
 
 
 def evaluate_model(model: nn.Module, data: Split, info: ModelInfo, *, batch_size: int = 256,
-                   device: torch.device | str | None = None, workers: int | None = None) -> EvalResult:
-    """Evaluate `model` (eval mode, no augmentation) on in-memory images or image files."""
+                   device: torch.device | str | None = None, workers: int | None = None,
+                   inference: Inference = FP32) -> EvalResult:
+    """Evaluate `model` in eval mode on in-memory images or image files (fp32 and no TTA unless `inference` says)."""
     check_compatible(data, info)
     if isinstance(data, ImageFiles):
-        logits = file_logits(model, data, info, batch_size=batch_size, device=device, workers=workers)
+        logits = file_logits(model, data, info, batch_size=batch_size, device=device, workers=workers,
+                             inference=inference)
     else:
-        logits = batched_logits(model, data.images, info, batch_size=batch_size, device=device)
+        logits = batched_logits(model, data.images, info, batch_size=batch_size, device=device, inference=inference)
     return compute_metrics(logits, data.labels, info.class_names)

@@ -21,10 +21,43 @@ from .data.loader import Normalize
 from .device import resolve_device
 from .info import ModelInfo
 
+TTA_MODES = ("none", "flip")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How a model is run for predictions: autocast dtype (None: fp32), memory layout, test-time augmentation.
+
+    tta="flip" averages the class probabilities of each image and its mirror image and returns their
+    logarithm as the logits (so losses and arg-maxes stay meaningful).
+    """
+
+    dtype: torch.dtype | None = None
+    channels_last: bool = False
+    tta: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"unknown tta {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
+
+    def __call__(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(images.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            logits = model(images).float()
+            if self.tta == "flip":
+                mirrored = model(images.flip(3)).float()
+                probs = (torch.softmax(logits, 1) + torch.softmax(mirrored, 1)) / 2
+                logits = probs.clamp_min(1e-12).log()
+        return logits
+
+
+FP32 = Inference()  # plain fp32, no test-time augmentation: what `predict` does unless asked otherwise
+
 
 @torch.no_grad()
 def batched_logits(model: nn.Module, images: torch.Tensor, info: ModelInfo, *, batch_size: int = 256,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+                   device: torch.device | str | None = None, inference: Inference = FP32) -> torch.Tensor:
     """Run `model` over images uint8 or float [N, C, H, W] in batches; return float32 logits [N, K] on the CPU."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
@@ -35,7 +68,7 @@ def batched_logits(model: nn.Module, images: torch.Tensor, info: ModelInfo, *, b
     try:
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device, non_blocking=True)
-            outputs.append(model(normalize(batch)).float().cpu())
+            outputs.append(inference(model, normalize(batch)).cpu())
     finally:
         model.train(was_training)
     if not outputs:

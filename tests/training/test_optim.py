@@ -19,6 +19,20 @@ def test_cosine_with_warmup():
     assert schedule(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
 
 
+def test_onecycle_rises_then_falls_linearly():
+    schedule = build_schedule(TrainConfig(epochs=4, schedule="onecycle"), steps_per_epoch=25)  # 25 warm-up steps
+    assert schedule(0) == pytest.approx(1 / 25 + (1 - 1 / 25) / 25)
+    assert schedule(24) == pytest.approx(1.0)
+    assert schedule(62) == pytest.approx(0.5, abs=0.01)  # halfway down
+    assert schedule(99) == pytest.approx(0.0, abs=0.02)
+
+
+def test_multistep_in_iterations_as_he_et_al():
+    schedule = build_schedule(TrainConfig(schedule="multistep", milestone_steps=[32000, 48000]), 352, 64000)
+    assert [schedule(s) for s in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
 def test_step_and_multistep():
     step = build_schedule(TrainConfig(epochs=9, schedule="step", step_size=3, gamma=0.1), steps_per_epoch=4)
     assert [step(i * 4) for i in range(9)] == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01])
@@ -29,13 +43,19 @@ def test_step_and_multistep():
     assert build_schedule(TrainConfig(schedule="constant"), 5)(123) == 1.0
 
 
-def test_no_weight_decay_on_norms_and_biases():
+def test_no_weight_decay_on_norms_and_biases_and_backbone_lr_scale():
     model = resnetlab.create_model("resnet20")
-    decay, no_decay = param_groups(model, 5e-4, decay_norm_and_bias=False)
-    assert all(p.ndim > 1 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
-    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 5e-4
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
-    assert len(param_groups(model, 5e-4, decay_norm_and_bias=True)) == 1
+    groups = param_groups(model, 5e-4, decay_norm_and_bias=False, backbone_lr_scale=0.1)
+    for group in groups:
+        if group["weight_decay"]:
+            assert all(p.ndim > 1 for p in group["params"]) and group["weight_decay"] == 5e-4
+        else:
+            assert all(p.ndim == 1 for p in group["params"])
+        assert group["lr_scale"] == (1.0 if group["is_head"] else 0.1)
+    head = [p for g in groups if g["is_head"] for p in g["params"]]
+    assert {id(p) for p in head} == {id(model.fc.weight), id(model.fc.bias)}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert all(g["weight_decay"] for g in param_groups(model, 5e-4, decay_norm_and_bias=True))
 
 
 def test_optimizers_by_name_and_set_lr():
@@ -45,5 +65,9 @@ def test_optimizers_by_name_and_set_lr():
     assert isinstance(build_optimizer(model, TrainConfig(optimizer="adamw")), torch.optim.AdamW)
     assert set_lr(sgd, 0.5) == pytest.approx(0.05)
     assert set_lr(sgd, 1.0) == pytest.approx(0.1)  # always relative to the initial lr
+    scaled = build_optimizer(model, TrainConfig(lr=0.1, backbone_lr_scale=0.1))
+    set_lr(scaled, 1.0)
+    assert sorted({round(g["lr"], 6) for g in scaled.param_groups}) == [0.01, 0.1]
+    assert set_lr(scaled, 1.0, absolute=0.01) == pytest.approx(0.01)  # He et al.'s warm-up lr
     with pytest.raises(ConfigError, match="did you mean 'adam'"):
         build_optimizer(model, TrainConfig(optimizer="adamm"))

@@ -21,6 +21,7 @@ class Batches(Protocol):
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
     def set_epoch(self, epoch: int) -> None: ...
+    def set_position(self, epoch: int, batch: int) -> None: ...
 
     @property
     def num_samples(self) -> int: ...
@@ -39,11 +40,24 @@ class Normalize:
         return torch.addcmul(self.add, images.float(), self.mul)
 
 
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    """The CPU generator for one batch: its draws depend on (seed, epoch, batch) only, so any batch can be
+    replayed (resume mid-epoch) and every process of a distributed run draws the same numbers."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + batch) % 2**63)
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of an epoch (the same in every process)."""
+    return torch.randperm(count, generator=batch_generator(seed, epoch, -1))
+
+
 class BatchLoader:
     """Yield (images float32 [B, C, H, W] normalized, labels int64 [B] or soft targets [B, K]) on `device`.
 
-    Shuffling and augmentation draw from a CPU generator seeded by (seed, epoch), so an epoch's
-    batches are the same whenever it is replayed.
+    The epoch order comes from (seed, epoch) and each batch's augmentation from (seed, epoch, batch),
+    so any batch is reproducible on its own: `set_position` resumes mid-epoch exactly. With
+    `shard=(rank, world)` each process yields its slice of every global batch of `batch_size`,
+    augmented as the whole batch would be in a single process.
     """
 
     def __init__(
@@ -59,6 +73,7 @@ class BatchLoader:
         drop_last: bool = False,
         seed: int = 0,
         batch_augment: BatchAugment | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
@@ -68,7 +83,10 @@ class BatchLoader:
         self.augment = augment if augment is not None and augment.active else None
         self.normalize = Normalize(mean, std, data.scale, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
-        self.epoch = 0
+        self.rank, self.world = shard
+        if batch_size % self.world:
+            raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
+        self.epoch, self.start_batch = 0, 0
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.images), self.batch_size)
@@ -76,25 +94,36 @@ class BatchLoader:
 
     @property
     def num_samples(self) -> int:
+        """Images per epoch over all processes."""
         return len(self) * self.batch_size if self.drop_last else len(self.images)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.start_batch = epoch, 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        """Start the next iteration at `batch` of `epoch` (for resuming)."""
+        self.epoch, self.start_batch = epoch, batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        count = len(self.images)
-        order = torch.randperm(count, generator=generator).to(self.device) if self.shuffle else None
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        order = epoch_order(len(self.images), self.seed, self.epoch).to(self.device) if self.shuffle else None
+        first, self.start_batch = self.start_batch, 0
+        for batch in range(first, len(self)):
+            generator = batch_generator(self.seed, self.epoch, batch)
+            window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
             if order is None:
-                images = self.images[start:start + self.batch_size]
-                labels = self.labels[start:start + self.batch_size]
+                images, labels = self.images[window], self.labels[window]
             else:
-                index = order[start:start + self.batch_size]
+                index = order[window]
                 images, labels = self.images[index], self.labels[index]
             if self.augment is not None:
                 images = self.augment(images, generator)
             normalized = self.normalize(images)
             if self.batch_augment is not None:  # cutout/erasing/mixup/cutmix; labels may become soft targets
                 normalized, labels = self.batch_augment(normalized, labels, generator)
+            if self.world > 1:
+                part = len(labels) // self.world  # equal parts: a short last batch drops its remainder
+                if part == 0:
+                    continue
+                normalized = normalized[self.rank * part:(self.rank + 1) * part]
+                labels = labels[self.rank * part:(self.rank + 1) * part]
             yield normalized, labels

@@ -12,11 +12,11 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from PIL import ImageOps
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from .dataset import ImageFiles, ImageSet
 from .images import image_to_array, load_image, random_resized_crop, resize_for_model
-from .loader import Normalize
+from .loader import Normalize, batch_generator, epoch_order
 from .mix import BatchAugment
 from .scan import default_workers
 
@@ -48,13 +48,17 @@ class DecodedFiles(Dataset):
 
 
 class FileLoader:
-    """Yield (images float32 [B, C, H, W] normalized, labels) on `device`, decoding in worker processes."""
+    """Yield (images float32 [B, C, H, W] normalized, labels) on `device`, decoding in worker processes.
+
+    The epoch order and each batch's augmentation are seeded as in BatchLoader (resumable mid-epoch);
+    with `shard=(rank, world)` each process decodes only its slice of every global batch.
+    """
 
     def __init__(self, data: ImageFiles, batch_size: int, *, input_size: tuple[int, int, int],
                  mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu", train: bool = False,
                  shuffle: bool = False, flip: bool = False, interpolation: str = "bilinear", crop_pct: float = 1.0,
                  workers: int | None = None, seed: int = 0, drop_last: bool = False,
-                 batch_augment: BatchAugment | None = None):
+                 batch_augment: BatchAugment | None = None, shard: tuple[int, int] = (0, 1)):
         self.device = torch.device(device)
         self.dataset = DecodedFiles(data, input_size, train=train, flip=flip, interpolation=interpolation,
                                     crop_pct=crop_pct)
@@ -62,7 +66,10 @@ class FileLoader:
         self.workers = default_workers() if workers is None else workers
         self.normalize = Normalize(mean, std, 1.0 / 255.0, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
-        self.epoch = 0
+        self.rank, self.world = shard
+        if batch_size % self.world:
+            raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
+        self.epoch, self.start_batch = 0, 0
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.dataset), self.batch_size)
@@ -73,22 +80,37 @@ class FileLoader:
         return len(self) * self.batch_size if self.drop_last else len(self.dataset)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.epoch, self.start_batch = epoch, 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        self.epoch, self.start_batch = epoch, batch
+
+    def _batches(self, first: int) -> list[list[int]]:
+        """Index lists of this process's part of batches first.. of the epoch."""
+        count = len(self.dataset)
+        order = epoch_order(count, self.seed, self.epoch) if self.shuffle else torch.arange(count)
+        batches = []
+        for batch in range(first, len(self)):
+            window = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            part = len(window) // self.world  # equal parts: a short last batch drops its remainder
+            if part:
+                batches.append(window[self.rank * part:(self.rank + 1) * part].tolist())
+        return batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.dataset.seed = [self.seed, self.epoch]
+        first, self.start_batch = self.start_batch, 0
+        self.dataset.seed = [self.seed, self.epoch]  # per-image randomness: (seed, epoch, index)
         loader = DataLoader(
-            self.dataset, batch_size=self.batch_size, drop_last=self.drop_last, num_workers=self.workers,
-            sampler=RandomSampler(self.dataset, generator=generator) if self.shuffle else None,
+            self.dataset, batch_sampler=self._batches(first), num_workers=self.workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
         )
-        for images, labels in loader:
+        for batch, (images, labels) in enumerate(loader, start=first):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             normalized = self.normalize(images)
             if self.batch_augment is not None:
-                normalized, labels = self.batch_augment(normalized, labels, generator)
+                normalized, labels = self.batch_augment(normalized, labels,
+                                                        batch_generator(self.seed, self.epoch, batch))
             yield normalized, labels
 
 

@@ -1,8 +1,8 @@
-"""Training: the loop, optimizers and schedules, progress display, and whole runs."""
+"""Training: the loop, optimizers and schedules, precision, checkpoints and resume, whole runs."""
 
-from .loop import EpochMetrics, History, TrainingError, fit, train_one_epoch
+from .loop import EpochMetrics, History, LoopState, Trainer, TrainingError, fit
 from .optim import build_optimizer, build_schedule
 from .run import TrainResult, train
 
-__all__ = ["EpochMetrics", "History", "TrainResult", "TrainingError", "build_optimizer", "build_schedule", "fit",
-           "train", "train_one_epoch"]
+__all__ = ["EpochMetrics", "History", "LoopState", "TrainResult", "Trainer", "TrainingError", "build_optimizer",
+           "build_schedule", "fit", "train"]

@@ -1,11 +1,18 @@
-"""The training loop: `fit` runs epochs of `train_one_epoch`, validating after each."""
+"""The training loop. `Trainer.run` trains epoch after epoch; `fit` is the short way in.
+
+Everything that decides what the next step computes lives in `Trainer.state` and the components
+(model, optimizer, EMA, loss scaler, RNG), which is exactly what a checkpoint saves; the data order
+and augmentation of any batch follow from (seed, epoch, batch). So a run stopped anywhere (Ctrl-C,
+SIGTERM, a crash after a checkpoint) and resumed continues as if it had never stopped.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -14,10 +21,17 @@ from ..config import TrainConfig
 from ..data.dataset import Split
 from ..data.loader import Batches
 from ..errors import UserError
-from ..evaluate import evaluate_model
+from ..evaluate import EvalResult, evaluate_model
 from ..info import ModelInfo
-from .optim import Schedule, build_optimizer, build_schedule, set_lr
+from ..predict import Inference
+from .distributed import Distributed, all_reduce_sum
+from .ema import ModelEma
+from .optim import build_optimizer, build_schedule, head_parameters, set_lr
+from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressDisplay, SilentProgress
+from .signals import StopRequest
+
+WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training accuracy (one device sync)
 
 
 class TrainingError(UserError):
@@ -75,94 +89,279 @@ class History:
         return out
 
 
+@dataclass
+class LoopState:
+    """Where the run is; saved in every checkpoint (JSON)."""
+
+    epoch: int = 1  # the epoch in progress, 1-based
+    batch: int = 0  # batches of it done
+    step: int = 0  # optimizer steps done in the whole run
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # epoch so far: loss x n, correct, top-5
+    seen: int = 0  # images of the epoch so far (this process)
+    seconds: float = 0.0  # training time of the epoch so far
+    warming: bool = False  # He et al.'s low-lr warm-up still on
+    best_accuracy: float | None = None  # best validation accuracy so far (early stopping)
+    stale_epochs: int = 0  # epochs since it improved
+    done: bool = False  # finished: all epochs, max_steps or early stopping
+    stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
+
+
 EpochCallback = Callable[[EpochMetrics, nn.Module, torch.optim.Optimizer], None]
 
 
-def train_one_epoch(model: nn.Module, loader: Batches, optimizer: torch.optim.Optimizer,
-                    criterion: nn.Module, schedule: Schedule, step: int,
-                    progress: ProgressDisplay) -> tuple[float, float, float, int]:
-    """One pass over `loader`; return (mean loss, accuracy, top-5 accuracy, next global step)."""
-    model.train()
-    started = time.perf_counter()
-    loss_sum = torch.zeros((), device=loader.device)  # running sums stay on the device: no sync per step
-    correct = torch.zeros((), device=loader.device)
-    correct5 = torch.zeros((), device=loader.device)
-    seen = 0
-    for batch_index, (images, labels) in enumerate(loader, start=1):
-        set_lr(optimizer, schedule(step))
-        logits = model(images)
-        loss = criterion(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * len(labels)
+class Trainer:
+    """A model, its data and everything needed to train it step by step.
+
+    Args:
+        model: the bare model (DDP and torch.compile wrap it here; state dicts use the bare one).
+        info: model metadata (normalization for validation, classes).
+        loader: training batches (BatchLoader or FileLoader).
+        cfg: the training settings.
+        val_data: validation split, evaluated after every epoch (with the EMA weights when on).
+        optimizer: use this one instead of building `cfg.optimizer` (the Keras facade passes its own).
+        class_weight: per-class loss weights.
+        distributed: the process group when launched by torchrun.
+    """
+
+    def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
+                 val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
+                 class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
+                 sync_bn: bool = False, metrics: Sequence[str] = ("accuracy",)):
+        device = loader.device
+        if len(loader) == 0:
+            raise TrainingError("no training batch could be formed; give at least 2 training images "
+                                "(BatchNorm cannot train on one)")
+        self.cfg, self.info, self.loader, self.val_data, self.distributed = cfg, info, loader, val_data, distributed
+        self.precision: Precision = resolve_precision(cfg.precision, cfg.channels_last, device)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=device.type == "cpu")
+        self.model = model.to(device, memory_format=torch.channels_last) if self.precision.channels_last \
+            else model.to(device)
+        self.forward = self._wrap(self.model, sync_bn)
+        self.optimizer = optimizer or build_optimizer(self.model, cfg)
+        self.scaler = grad_scaler(self.precision)
+        self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        self.criterion = nn.CrossEntropyLoss(
+            weight=None if class_weight is None else class_weight.to(device), label_smoothing=cfg.label_smoothing)
+        micro_per_epoch = len(loader)
+        self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
+        self.schedule = build_schedule(cfg, self.steps_per_epoch, cfg.max_steps)
+        self.state = LoopState(warming=cfg.warmup_lr is not None)
+        self.history = History(metrics)
+        self.callbacks: list[EpochCallback] = []
+        self.step_callbacks: list[Callable[[Trainer], None]] = []  # after every optimizer step
+        self.checkpoint: Callable[[Trainer], None] | None = None  # writes `last` (set by the run folder writer)
+        self.stop = StopRequest()
+        self.progress: ProgressDisplay = SilentProgress()
+        self.checkpoint_minutes = 0.0  # also call `checkpoint` this often within an epoch; 0: never
+        self._last_checkpoint = time.monotonic()
+
+    def _wrap(self, model: nn.Module, sync_bn: bool) -> nn.Module:
+        forward = model
+        if self.distributed is not None:
+            if sync_bn:
+                if model.fc.weight.device.type != "cuda":
+                    raise UserError("sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm); leave it off on CPU")
+                forward = nn.SyncBatchNorm.convert_sync_batchnorm(forward)
+            device_ids = [self.loader.device.index] if self.loader.device.type == "cuda" else None
+            forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
+        if self.cfg.compile:
+            forward = torch.compile(forward)
+        return forward
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and saved as the model: the EMA when on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def set_head_only(self, head_only: bool) -> None:
+        """Fine-tuning's first phase: freeze everything but the classifier (and keep its BatchNorm statistics)."""
+        head = head_parameters(self.model)
+        for param in self.model.parameters():
+            param.requires_grad_(not head_only or id(param) in head)
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(not head_only)
+
+    # --- one epoch -----------------------------------------------------------------------------
+
+    def train_epoch(self) -> bool:
+        """Train the rest of the current epoch; return False if stopped before its end."""
+        cfg, state, precision, device = self.cfg, self.state, self.precision, self.loader.device
+        self.model.train()
+        if cfg.head_epochs:  # fine-tuning: classifier alone first, then everything
+            self.set_head_only(state.epoch <= cfg.head_epochs)
+        self.loader.set_position(state.epoch, state.batch)
+        sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
+        warm_marks = (sums[1].item(), state.seen) if state.warming else None
+        started = time.perf_counter() - state.seconds
+        total_batches = len(self.loader)
+        for images, labels in self.loader:
+            micro = state.batch % cfg.accumulate
+            last_micro = micro == cfg.accumulate - 1 or state.batch == total_batches - 1
+            if micro == 0:
+                self._set_lr()
+                self.optimizer.zero_grad(set_to_none=True)
+            images = precision.layout(images)
+            no_sync = self.distributed is not None and not last_micro and hasattr(self.forward, "no_sync")
+            with self.forward.no_sync() if no_sync else nullcontext(), precision.autocast():
+                logits = self.forward(images)
+                loss = self.criterion(logits, labels)
+            scaled = loss / cfg.accumulate
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            self._accumulate(sums, loss, logits, labels)
+            state.batch += 1
+            state.seen += len(labels)
+            if not last_micro:
+                continue
+            self._optimizer_step()
+            if state.warming and state.step % WARMUP_CHECK_STEPS == 0:
+                warm_marks = self._check_warmup(sums, warm_marks)
+            if self.progress.due():  # .item() forces a device sync: only when the display refreshes
+                self._show(sums, started)
+            for callback in self.step_callbacks:
+                callback(self)
+            if self.stop.requested or (cfg.max_steps is not None and state.step >= cfg.max_steps):
+                break
+            if self.checkpoint is not None and self._checkpoint_due():
+                self._save_midway(sums, started)
+        state.sums, state.seconds = sums.tolist(), time.perf_counter() - started
+        self._check_finite(state.sums[0] / max(state.seen, 1))
+        return state.batch >= total_batches
+
+    def _set_lr(self) -> float:
+        if self.state.warming:
+            return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
+        return set_lr(self.optimizer, self.schedule(self.state.step))
+
+    def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
         top = logits.detach().topk(min(5, logits.shape[1]), dim=1).indices
-        correct += (top[:, 0] == hard).sum()
-        correct5 += (top == hard[:, None]).any(dim=1).sum()
-        seen += len(labels)
-        step += 1
-        if progress.due():  # .item() forces a device sync: only when the display refreshes
-            mean_loss = loss_sum.item() / seen
-            _check_finite(mean_loss, step)
-            rate = seen / (time.perf_counter() - started)
-            progress.update(batch_index, mean_loss, correct.item() / seen, rate)
-    if seen == 0:
-        raise TrainingError("no training batch could be formed; give at least 2 training images")
-    mean_loss = loss_sum.item() / seen
-    _check_finite(mean_loss, step)
-    return mean_loss, correct.item() / seen, correct5.item() / seen, step
+        sums[0] += loss.detach().double() * len(labels)
+        sums[1] += (top[:, 0] == hard).sum()
+        sums[2] += (top == hard[:, None]).any(dim=1).sum()
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.grad_clip:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.state.step += 1
+
+    def _check_warmup(self, sums: torch.Tensor, marks: tuple[float, int]) -> tuple[float, int]:
+        """He et al. 2015: leave the low warm-up lr once training accuracy passes the threshold."""
+        correct = sums[1].item()
+        window = (correct - marks[0]) / max(1, self.state.seen - marks[1])
+        if window >= self.cfg.warmup_until_accuracy:
+            self.state.warming = False
+        return correct, self.state.seen
+
+    def _show(self, sums: torch.Tensor, started: float) -> None:
+        seen = max(self.state.seen, 1)
+        loss = sums[0].item() / seen
+        self._check_finite(loss)
+        rate = seen * (self.distributed.world if self.distributed else 1) / max(time.perf_counter() - started, 1e-9)
+        self.progress.update(self.state.batch, loss, sums[1].item() / seen, rate,
+                             lr=self.optimizer.param_groups[0]["lr"], step=self.state.step)
+
+    def _check_finite(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
+            raise TrainingError(f"the training loss became {loss} by step {self.state.step}; lower lr (or raise "
+                                f"warmup_epochs, or set grad_clip) and train again. {where}".strip())
+
+    def _checkpoint_due(self) -> bool:
+        return self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
+
+    def _save_midway(self, sums: torch.Tensor, started: float) -> None:
+        self.state.sums, self.state.seconds = sums.tolist(), time.perf_counter() - started
+        self._check_finite(self.state.sums[0] / max(self.state.seen, 1))  # never checkpoint a diverged model
+        self.checkpoint(self)
+        self._last_checkpoint = time.monotonic()
+
+    # --- epochs ------------------------------------------------------------------------------------
+
+    def validate(self) -> EvalResult | None:
+        if self.val_data is None or len(self.val_data) == 0:
+            return None
+        inference = Inference(self.precision.dtype, self.precision.channels_last)  # as fast as training
+        return evaluate_model(self.eval_model, self.val_data, self.info, device=self.loader.device,
+                              inference=inference)
+
+    def finish_epoch(self) -> EpochMetrics:
+        """Epoch-end bookkeeping: totals over processes, validation, history, early stopping."""
+        state = self.state
+        totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)]), self.distributed).tolist()
+        seen = max(totals[3], 1)
+        val = self.validate()
+        metrics = EpochMetrics(
+            epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
+            train_top5=totals[2] / seen, val_loss=val.loss if val else None,
+            val_accuracy=val.accuracy if val else None, val_top5=val.top5 if val else None,
+            lr=self.optimizer.param_groups[0]["lr"], seconds=state.seconds,
+            images_per_second=totals[3] / max(state.seconds, 1e-9))
+        self.history.rows.append(metrics)
+        if val is not None and (state.best_accuracy is None or val.accuracy > state.best_accuracy):
+            state.best_accuracy, state.stale_epochs = val.accuracy, 0
+        elif val is not None:
+            state.stale_epochs += 1
+        state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
+        return metrics
+
+    def run(self) -> History:
+        """Train until the last epoch, `max_steps`, early stopping or a stop request; return the History."""
+        cfg, state = self.cfg, self.state
+        try:
+            with self.stop.installed():
+                while not state.done:
+                    self.progress.start_epoch(state.epoch, cfg.epochs, len(self.loader), state.batch)
+                    complete = self.train_epoch()
+                    if not complete and self.stop.requested:
+                        state.stop_reason = self.stop.reason
+                        if self.checkpoint is not None:
+                            self.checkpoint(self)
+                        break
+                    metrics = self.finish_epoch()
+                    reached = cfg.max_steps is not None and state.step >= cfg.max_steps
+                    stale = cfg.patience and state.stale_epochs >= cfg.patience
+                    state.done = state.epoch > cfg.epochs or reached or bool(stale)
+                    if stale:
+                        state.stop_reason = f"early stopping: no better validation accuracy for {cfg.patience} epochs"
+                    self.progress.end_epoch(metrics.summary())
+                    for callback in self.callbacks:
+                        callback(metrics, self.eval_model, self.optimizer)
+                    if self.stop.requested and not state.done:
+                        state.stop_reason = self.stop.reason
+                        if self.checkpoint is not None:
+                            self.checkpoint(self)
+                        break
+        finally:
+            self.progress.close()
+            if self.precision.channels_last:  # leave the model in the layout it came in (saved files are NCHW)
+                self.model.to(memory_format=torch.contiguous_format)
+                if self.ema is not None:
+                    self.ema.module.to(memory_format=torch.contiguous_format)
+        return self.history
 
 
-def _check_finite(loss: float, step: int) -> None:
-    if not math.isfinite(loss):
-        raise TrainingError(f"the training loss became {loss} by step {step}; lower lr (or raise "
-                            f"warmup_epochs) and train again")
+def fit(model: nn.Module, info: ModelInfo, train_loader: Batches, cfg: TrainConfig, *,
+        val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
+        callbacks: Sequence[EpochCallback] = (), progress: ProgressDisplay | None = None,
+        metrics: Sequence[str] = ("accuracy",)) -> History:
+    """Train `model` for `cfg.epochs` epochs, validating on `val_data` after each; return the History.
 
-
-def fit(
-    model: nn.Module,
-    info: ModelInfo,
-    train_loader: Batches,
-    cfg: TrainConfig,
-    *,
-    val_data: Split | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    callbacks: Sequence[EpochCallback] = (),
-    progress: ProgressDisplay | None = None,
-    metrics: Sequence[str] = ("accuracy",),
-) -> History:
-    """Train `model` for `cfg.epochs` epochs; validate on `val_data` after each; return the History.
-
-    `info` supplies the normalization used for validation. `callbacks` run after every epoch
-    (the run folder's writer is one). An optimizer passed in is used as is, with `cfg.schedule`
-    scaling its learning rate. `metrics` picks what `history.history` shows ("accuracy", "top5").
+    The short way in (the Keras facade uses it); `resnetlab.train` builds a Trainer itself to add the
+    run folder, checkpoints, resume and multi-process training.
     """
-    progress = progress or SilentProgress()
-    optimizer = optimizer or build_optimizer(model, cfg)
-    schedule = build_schedule(cfg, len(train_loader))
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    history, step = History(metrics), 0
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            train_loader.set_epoch(epoch)
-            progress.start_epoch(epoch, cfg.epochs, len(train_loader))
-            started = time.perf_counter()
-            train_loss, train_acc, train_top5, step = train_one_epoch(model, train_loader, optimizer, criterion,
-                                                                      schedule, step, progress)
-            seconds = time.perf_counter() - started
-            val = evaluate_model(model, val_data, info, device=train_loader.device) if val_data else None
-            metrics = EpochMetrics(
-                epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, train_top5=train_top5,
-                val_loss=val.loss if val else None, val_accuracy=val.accuracy if val else None,
-                val_top5=val.top5 if val else None,
-                lr=optimizer.param_groups[0]["lr"], seconds=seconds,
-                images_per_second=train_loader.num_samples / max(seconds, 1e-9),
-            )
-            history.rows.append(metrics)
-            progress.end_epoch(metrics.summary())
-            for callback in callbacks:
-                callback(metrics, model, optimizer)
-    finally:
-        progress.close()
-    return history
+    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics)
+    trainer.callbacks.extend(callbacks)
+    if progress is not None:
+        trainer.progress = progress
+    return trainer.run()

@@ -1,4 +1,4 @@
-"""Optimizers by name and per-iteration learning-rate schedules."""
+"""Optimizers by name, parameter groups, per-iteration learning-rate schedules, class weights."""
 
 from __future__ import annotations
 
@@ -12,25 +12,39 @@ from ..config import TrainConfig
 from ..errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "step", "multistep", "constant")
+SCHEDULES = ("cosine", "onecycle", "step", "multistep", "constant")
 Schedule = Callable[[int], float]  # iteration -> multiplier of the peak learning rate
+ONECYCLE_START = 1 / 25  # onecycle starts at lr / 25 (Smith & Topin 2018; torch's OneCycleLR div_factor)
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
-    """Split parameters into decayed weights and (unless asked) undecayed norm scales/shifts and biases."""
-    if decay_norm_and_bias or weight_decay == 0:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": weight_decay}]
-    decay, no_decay = [], []
+def head_parameters(model: nn.Module) -> set[int]:
+    """ids of the classifier's parameters (`fc`, the layer `reset_classifier` replaces)."""
+    head = getattr(model, "fc", None)
+    return {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool,
+                 backbone_lr_scale: float = 1.0) -> list[dict]:
+    """Parameter groups by (backbone or head) x (decayed or not).
+
+    Norm scales/shifts and biases (1-D parameters) get no weight decay unless asked (timm's default).
+    Each group carries `lr_scale`, the share of the scheduled lr it trains at: `backbone_lr_scale`
+    for everything but the classifier, 1 for the classifier.
+    """
+    head = head_parameters(model)
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)  # 1-D: BN weight/bias, conv/linear bias
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decayed = weight_decay > 0 and (decay_norm_and_bias or param.ndim > 1)
+        groups.setdefault((id(param) in head, decayed), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decayed else 0.0,
+             "lr_scale": 1.0 if is_head else backbone_lr_scale, "is_head": is_head}
+            for (is_head, decayed), params in groups.items()]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Create the optimizer named by `cfg.optimizer` over `model`'s trainable parameters."""
+    """Create the optimizer named by `cfg.optimizer` over all of `model`'s parameters."""
     name = cfg.optimizer.lower()
-    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
+    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias, cfg.backbone_lr_scale)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if name == "adam":
@@ -41,37 +55,68 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
                       f"choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Schedule:
-    """Return iteration -> lr multiplier: linear warm-up, then cosine, step, multistep or constant."""
+def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | None = None) -> Schedule:
+    """Return iteration -> lr multiplier: linear warm-up, then cosine, onecycle, step, multistep or constant.
+
+    onecycle (Smith & Topin 2018, as airbench uses it) rises linearly from lr/25 over the warm-up
+    (warmup_epochs, default 25% of training) and falls linearly to 0 at the end.
+    """
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}{did_you_mean(cfg.schedule, SCHEDULES)}; choose one of "
                           f"{', '.join(SCHEDULES)}")
-    total = cfg.epochs * steps_per_epoch
+    total = total_steps or cfg.epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.schedule == "onecycle" and not warmup:
+        warmup = int(round(0.25 * total))
     milestones = sorted(cfg.milestones) or [cfg.epochs // 2, (cfg.epochs * 3) // 4]
+    milestone_steps = sorted(cfg.milestone_steps) or [m * steps_per_epoch for m in milestones]
 
     def after_warmup(step: int) -> float:
-        epoch = step / steps_per_epoch  # fractional epochs, so decays land on the exact iteration
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
         if cfg.schedule == "cosine":
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if cfg.schedule == "onecycle":
+            return 1.0 - progress
         if cfg.schedule == "step":
-            return cfg.gamma ** int(epoch // cfg.step_size)
+            return cfg.gamma ** int(step / steps_per_epoch // cfg.step_size)
         if cfg.schedule == "multistep":
-            return cfg.gamma ** sum(epoch >= m for m in milestones)
+            return cfg.gamma ** sum(step >= m for m in milestone_steps)
         return 1.0
 
     def schedule(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            start = ONECYCLE_START if cfg.schedule == "onecycle" else 0.0
+            return start + (1.0 - start) * (step + 1) / warmup
         return after_warmup(step)
 
     return schedule
 
 
-def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> float:
-    """Set every group's lr to its initial lr times `multiplier`; return the first group's lr."""
+def set_lr(optimizer: torch.optim.Optimizer, multiplier: float, *, absolute: float | None = None) -> float:
+    """Set each group's lr to initial lr x multiplier x its lr_scale (or to `absolute` x lr_scale).
+
+    Returns the lr of the first group trained at full scale (the number to report).
+    """
+    reported = None
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
-        group["lr"] = group["initial_lr"] * multiplier
-    return optimizer.param_groups[0]["lr"]
+        base = group["initial_lr"] * multiplier if absolute is None else absolute
+        group["lr"] = base * group.get("lr_scale", 1.0)
+        if reported is None and group.get("lr_scale", 1.0) == 1.0:
+            reported = group["lr"]
+    return reported if reported is not None else optimizer.param_groups[0]["lr"]
+
+
+def class_weights(cfg: TrainConfig, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+    """Loss weights per class: explicit `class_weights`, or "balanced" N / (K * count_k) (scikit-learn's rule)."""
+    if cfg.class_weights:
+        if len(cfg.class_weights) != num_classes:
+            raise ConfigError(f"class_weights has {len(cfg.class_weights)} values for {num_classes} classes")
+        return torch.tensor(cfg.class_weights, dtype=torch.float32)
+    if cfg.class_weight == "balanced":
+        counts = torch.bincount(labels, minlength=num_classes).float()
+        if (counts == 0).any():
+            missing = (counts == 0).nonzero().flatten().tolist()
+            raise ConfigError(f"class_weight=balanced: classes {missing} have no training images")
+        return len(labels) / (num_classes * counts)
+    return None

@@ -13,15 +13,16 @@ from ..errors import ConfigError
 
 
 class ProgressDisplay(Protocol):
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None: ...
     def due(self) -> bool: ...
-    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None: ...
+    def update(self, batch: int, loss: float, accuracy: float, images_per_second: float, *, lr: float = 0.0,
+               step: int = 0) -> None: ...
     def end_epoch(self, summary: str) -> None: ...
     def close(self) -> None: ...
 
 
 class RichProgress:
-    """A Keras-like bar per epoch: `Epoch 3/30 ━━━━━ 10/10 loss 0.12 acc 96.1% 5,321 img/s 0:00:01 ETA 0:00:00`."""
+    """A Keras-like bar per epoch with loss, accuracy, lr, step, images/s, elapsed time and ETA."""
 
     refresh_seconds = 0.2  # how often `due()` allows an update (each update syncs the device)
 
@@ -36,17 +37,18 @@ class RichProgress:
         self.task: int | None = None
         self.last = 0.0
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
-        self.task = self.bar.add_task(f"Epoch {epoch}/{epochs}", total=steps, stats="")
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
+        self.task = self.bar.add_task(f"Epoch {epoch}/{epochs}", total=steps, completed=done, stats="")
         self.steps, self.last = steps, 0.0
 
     def due(self) -> bool:
         return time.perf_counter() - self.last >= self.refresh_seconds
 
-    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
+    def update(self, batch: int, loss: float, accuracy: float, images_per_second: float, *, lr: float = 0.0,
+               step: int = 0) -> None:
         self.last = time.perf_counter()
-        stats = f"loss {loss:.4f} acc {accuracy:.1%} {images_per_second:,.0f} img/s"
-        self.bar.update(self.task, completed=step, stats=stats)
+        stats = f"loss {loss:.4f} acc {accuracy:.1%} lr {lr:.3g} step {step:,} {images_per_second:,.0f} img/s"
+        self.bar.update(self.task, completed=batch, stats=stats)
 
     def end_epoch(self, summary: str) -> None:
         self.bar.update(self.task, completed=self.steps, stats=summary)  # a finished task stops its clock
@@ -62,13 +64,14 @@ class PlainProgress:
         self.stream = stream or sys.stdout
         self.prefix = ""
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
         self.prefix = f"Epoch {epoch}/{epochs}"
 
     def due(self) -> bool:
         return False
 
-    def update(self, step: int, loss: float, accuracy: float, images_per_second: float) -> None:
+    def update(self, batch: int, loss: float, accuracy: float, images_per_second: float, *, lr: float = 0.0,
+               step: int = 0) -> None:
         pass
 
     def end_epoch(self, summary: str) -> None:

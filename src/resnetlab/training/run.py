@@ -1,28 +1,26 @@
-"""A whole training run from a Config: data, model, fit, run folder, final test evaluation.
+"""A whole training run from a Config: data, model, Trainer, run folder, resume, final test evaluation.
 
-Each run gets its own folder `<project>/<name>/` holding `config.yaml` (the resolved settings),
-`metrics.csv` (one row per epoch), `best.safetensors` (the model file with the best validation
-accuracy), `last.safetensors` (a training checkpoint, optimizer included) and `results.json`.
+Each run gets its own folder `<project>/<name>/`: `config.yaml` (the resolved settings), `metrics.csv`,
+`curves.png`, `best.safetensors` (the model file with the best validation accuracy, EMA weights when
+on), `last.safetensors` (a training checkpoint: resume from it), `results.json`, TensorBoard events
+when tensorboard is installed, and `skipped.txt` when bad images were left out.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..checkpoint import load_model, save_checkpoint, save_model
-from ..config import Config, apply_overrides, save_config
+from ..checkpoint import load_model, load_pretrained, save_model
+from ..config import Config, apply_overrides, load_config, save_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader
@@ -30,21 +28,28 @@ from ..data.mix import BatchAugment
 from ..data.sources import load_dataset
 from ..data.stream import FileLoader
 from ..device import resolve_device
+from ..errors import ConfigError
 from ..evaluate import EvalResult, evaluate_model
 from ..info import ModelInfo
+from ..predict import Inference
 from ..registry import create_model
-from .loop import EpochMetrics, History, fit
+from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
+from .loop import History, Trainer
+from .optim import class_weights
 from .progress import make_progress
+from .state import restore_training
+from .writer import RunWriter
 
 
 @dataclass
 class TrainResult:
-    run_dir: Path
+    run_dir: Path | None  # None in the processes of a multi-process run other than rank 0
     history: History
-    best_path: Path
-    last_path: Path
-    info: ModelInfo  # of the best model
+    best_path: Path | None
+    last_path: Path | None
+    info: ModelInfo  # of the best model (of the last state on ranks other than 0)
     test: EvalResult | None  # of the best model on the test split, when the dataset has one
+    stopped: str | None = None  # why the run stopped before its end (SIGINT, SIGTERM), if it did
 
 
 def seed_everything(seed: int) -> None:
@@ -66,48 +71,6 @@ def make_run_dir(project: str | Path, name: str) -> Path:
             candidate = project / f"{name}-{number}"
 
 
-class RunWriter:
-    """Epoch callback: append to metrics.csv, write `last` every epoch and `best` when validation improves."""
-
-    def __init__(self, run_dir: Path, info: ModelInfo, config: Config):
-        self.run_dir, self.info, self.config = run_dir, info, config
-        self.best: tuple[float, float] | None = None  # (val accuracy, -val loss): higher is better
-        self.best_epoch = 0
-        self.csv_path = run_dir / "metrics.csv"
-
-    @property
-    def best_path(self) -> Path:
-        return self.run_dir / "best.safetensors"
-
-    @property
-    def last_path(self) -> Path:
-        return self.run_dir / "last.safetensors"
-
-    def _append_csv(self, metrics: EpochMetrics) -> None:
-        row = metrics.as_row()
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-
-    def _training_summary(self, metrics: EpochMetrics) -> dict[str, Any]:
-        return {"dataset": self.config.data.name, "epoch": metrics.epoch, "epochs": self.config.train.epochs,
-                "train_loss": metrics.train_loss, "train_accuracy": metrics.train_accuracy,
-                "val_loss": metrics.val_loss, "val_accuracy": metrics.val_accuracy,
-                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": self.config.to_dict()}
-
-    def __call__(self, metrics: EpochMetrics, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self._append_csv(metrics)
-        self.info.training = self._training_summary(metrics)
-        save_checkpoint(self.last_path, model, self.info, optimizer, {"epoch": metrics.epoch})
-        score = (metrics.val_accuracy, -metrics.val_loss) if metrics.val_loss is not None else None
-        if score is None or self.best is None or score > self.best:
-            self.best, self.best_epoch = score, metrics.epoch
-            save_model(self.best_path, model, self.info)
-
-
 def load_run_data(config: Config) -> DatasetSplits:
     """The dataset a config names, with every data setting applied."""
     d = config.data
@@ -116,23 +79,33 @@ def load_run_data(config: Config) -> DatasetSplits:
                         workers=d.workers)
 
 
-def build_train_loader(data: DatasetSplits, config: Config, device: torch.device) -> Batches:
-    """Shuffled, augmented training batches: in-memory (BatchLoader) or decoded from files (FileLoader)."""
-    d, batch_size = config.data, config.train.batch_size
+def build_train_loader(data: DatasetSplits, config: Config, device: torch.device,
+                       shard: tuple[int, int] = (0, 1)) -> Batches:
+    """Shuffled, augmented training batches: in memory (BatchLoader) or decoded from files (FileLoader).
+
+    Each item is one forward pass: batch_size / accumulate images over all processes.
+    """
+    d, t = config.data, config.train
+    micro = t.batch_size // t.accumulate
     flip = data.flip if d.flip is None else d.flip
     batch_augment = BatchAugment(cutout=d.cutout, random_erasing=d.random_erasing, mixup_alpha=d.mixup_alpha,
                                  cutmix_alpha=d.cutmix_alpha, mix_prob=d.mix_prob, num_classes=len(data.class_names))
-    drop_last = len(data.train) % batch_size == 1  # BatchNorm cannot train on a batch of one image
+    remainder = len(data.train) % micro
+    drop_last = 0 < remainder < max(2, shard[1])  # BatchNorm cannot train on one image (per process)
+    if micro % shard[1]:
+        raise ConfigError(f"batch_size / accumulate = {micro} does not split evenly over {shard[1]} processes")
     if isinstance(data.train, ImageFiles):
-        return FileLoader(data.train, batch_size, input_size=data.image_shape, mean=data.mean, std=data.std,
+        return FileLoader(data.train, micro, input_size=data.image_shape, mean=data.mean, std=data.std,
                           device=device, train=True, shuffle=True, flip=flip, interpolation=data.interpolation,
-                          workers=d.workers, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment)
+                          workers=d.workers, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment,
+                          shard=shard)
     augment = Augment(
         crop_padding=data.crop_padding if d.crop_padding is None else d.crop_padding,
         pad_mode=data.pad_mode if d.pad_mode is None else d.pad_mode, flip=flip,
     )
-    return BatchLoader(data.train, batch_size, mean=data.mean, std=data.std, device=device, shuffle=True,
-                       augment=augment, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment)
+    return BatchLoader(data.train, micro, mean=data.mean, std=data.std, device=device, shuffle=True,
+                       augment=augment, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment,
+                       shard=shard)
 
 
 def resolve_data_defaults(config: Config, data: DatasetSplits) -> None:
@@ -158,6 +131,26 @@ def _write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
         print(f"  ... and {len(skipped) - 10} more")
 
 
+def resume_target(resume: str) -> tuple[Path, Path]:
+    """(run folder, checkpoint) for `resume=` given as a run folder or a checkpoint file."""
+    path = Path(resume).expanduser()
+    checkpoint = path / "last.safetensors" if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise ConfigError(f"resume={resume}: no checkpoint at {checkpoint}; give a run folder holding "
+                          f"last.safetensors (the run must have finished at least one checkpoint)")
+    return checkpoint.parent, checkpoint
+
+
+def _resumed_config(config: Config, overrides: dict[str, Any]) -> Config:
+    """The run's own saved settings, with any settings given now (e.g. more epochs) on top."""
+    run_dir, _ = resume_target(config.run.resume)
+    saved = load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else config
+    rest = {k: v for k, v in overrides.items() if k not in ("resume", "run.resume")}
+    resumed = apply_overrides(saved, rest)
+    resumed.run.resume = config.run.resume
+    return resumed.validate()
+
+
 def train(config: Config | None = None, *, display: str = "auto", **overrides: Any) -> TrainResult:
     """Train as `config` says, with `overrides` (setting names as on the CLI, e.g. `epochs=5`) applied on top.
 
@@ -165,34 +158,86 @@ def train(config: Config | None = None, *, display: str = "auto", **overrides: A
         display: progress display: auto (a bar on a terminal, else one line per epoch), rich, plain, none.
     """
     config = apply_overrides(copy.deepcopy(config) if config is not None else Config(), overrides).validate()
-    progress = make_progress(display if config.run.progress else "plain")  # an unknown display fails here
+    if config.run.resume:
+        config = _resumed_config(config, overrides)
+    make_progress(display)  # an unknown display fails before any work
+    distributed, device = init_distributed(resolve_device(config.run.device))
+    try:
+        return _train(config, display, distributed, device)
+    finally:
+        shutdown(distributed)
+
+
+def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device) -> TrainResult:
+    main = distributed is None or distributed.is_main
     seed_everything(config.run.seed)
-    device = resolve_device(config.run.device)
     data = load_run_data(config)  # every bad file is found here, before any training
     channels, height, width = data.image_shape
     model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
-                         **config.model.options()).to(device)
+                         **config.model.options())
+    notes = load_pretrained(model, config.model.weights) if config.model.weights and not config.run.resume else []
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
                      mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
-
-    loader = build_train_loader(data, config, device)
+    shard = (distributed.rank, distributed.world) if distributed else (0, 1)
+    loader = build_train_loader(data, config, device, shard)
     resolve_data_defaults(config, data)  # config.yaml records what was used, not "the dataset's default"
-    run_dir = make_run_dir(config.run.project, config.run.name or f"{config.model.name}-{Path(config.data.name).name}")
-    save_config(config, run_dir / "config.yaml")
-    _write_skipped(run_dir, data.skipped)
-    writer = RunWriter(run_dir, info, config)
-    started = time.perf_counter()
-    history = fit(model, info, loader, config.train, val_data=data.val, callbacks=[writer], progress=progress)
-    seconds = time.perf_counter() - started
+    weights = class_weights(config.train, data.train.labels, len(data.class_names))
+    trainer = Trainer(model, info, loader, config.train, val_data=data.val, class_weight=weights,
+                      distributed=distributed, sync_bn=config.run.sync_bn)
 
+    if config.run.resume:
+        run_dir, checkpoint = resume_target(config.run.resume)
+        saved = restore_training(checkpoint, trainer)
+    else:
+        name = config.run.name or f"{config.model.name}-{Path(config.data.name).name}"
+        run_dir = Path(broadcast_text(str(make_run_dir(config.run.project, name)) if main else None, distributed))
+        saved = {}
+    writer = RunWriter(run_dir, config) if main else None
+    if writer is not None:
+        writer.restore(saved.get("writer", {}))
+        save_config(config, run_dir / "config.yaml")
+        if not config.run.resume:
+            _write_skipped(run_dir, data.skipped)
+            for note in notes:
+                print(f"weights from {config.model.weights}: {note}")
+        trainer.callbacks.append(lambda metrics, *_: writer.epoch_end(trainer, metrics))
+        trainer.checkpoint = writer.save_last
+        trainer.checkpoint_minutes = config.run.checkpoint_minutes
+    trainer.progress = make_progress((display if config.run.progress else "plain") if main else "none")
+    started = time.perf_counter()
+    try:
+        history = trainer.run()
+    finally:
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - started
+    if trainer.state.stop_reason and not trainer.state.done:
+        return TrainResult(run_dir if main else None, history, writer and writer.best_path,
+                           writer and writer.last_path, info, None, stopped=trainer.state.stop_reason)
+    if not main:
+        barrier(distributed)
+        return TrainResult(None, history, None, None, info, None)
+    result = _finish(config, data, writer, history, seconds, device, trainer)
+    barrier(distributed)
+    return result
+
+
+def _finish(config: Config, data: DatasetSplits, writer: RunWriter, history: History, seconds: float,
+            device: torch.device, trainer: Trainer) -> TrainResult:
+    """Evaluate the best model on the test split (fp32, as `predict` runs it) and write results.json."""
     best_model, best_info = load_model(writer.best_path, device=device)
     test = None
     if data.test is not None:
-        test = evaluate_model(best_model, data.test, best_info, device=device, workers=config.data.workers)
-        best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5)
+        test = evaluate_model(best_model, data.test, best_info, device=device, workers=config.data.workers,
+                              inference=Inference(tta=config.run.tta))
+        best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5,
+                                  test_tta=config.run.tta)
         save_model(writer.best_path, best_model, best_info)  # the model file records its test result too
-    results = {"run_dir": str(run_dir), "best_epoch": writer.best_epoch, "train_seconds": round(seconds, 2),
-               "device": str(device), "val_accuracy": history.rows[writer.best_epoch - 1].val_accuracy,
-               "test": test.to_dict() if test is not None else None, "skipped_files": len(data.skipped)}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return TrainResult(run_dir, history, writer.best_path, writer.last_path, best_info, test)
+    best_row = history.rows[writer.best_epoch - 1] if 0 < writer.best_epoch <= len(history.rows) else None
+    results = {"run_dir": str(writer.run_dir), "best_epoch": writer.best_epoch, "train_seconds": round(seconds, 2),
+               "device": str(device), "precision": trainer.precision.name, "steps": trainer.state.step,
+               "val_accuracy": best_row.val_accuracy if best_row else None,
+               "test": test.to_dict() if test is not None else None, "skipped_files": len(data.skipped),
+               "stopped_early": trainer.state.stop_reason}
+    (writer.run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return TrainResult(writer.run_dir, history, writer.best_path, writer.last_path, best_info, test)

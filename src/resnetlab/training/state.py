@@ -1,0 +1,74 @@
+"""What a training checkpoint holds beyond the model and optimizer: loop position, history, EMA, loss
+scaler and every random number generator, so a resumed run continues exactly."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import ModelFileError
+from .loop import EpochMetrics, LoopState, Trainer
+
+EMA_PREFIX = "ema."
+
+
+def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(JSON part, tensor part) of the Python, NumPy and torch generators."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = state
+    version, internal, gauss_next = random.getstate()
+    info = {"python": [version, list(internal), gauss_next], "numpy": [name, pos, has_gauss, gauss]}
+    return info, tensors
+
+
+def set_rng_state(info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    version, internal, gauss_next = info["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    name, pos, has_gauss, gauss = info["numpy"]
+    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = None) -> Path:
+    """Write `trainer` to a training checkpoint (model file + optimizer + everything above)."""
+    rng_info, tensors = rng_state()
+    if trainer.ema is not None:
+        tensors.update({EMA_PREFIX + k: v for k, v in trainer.ema.state_dict().items()})
+    state = {
+        "loop": asdict(trainer.state),
+        "history": [row.as_row() for row in trainer.history.rows],
+        "ema_updates": trainer.ema.updates if trainer.ema is not None else None,
+        "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
+        "rng": rng_info,
+        **(extra or {}),
+    }
+    return save_checkpoint(path, trainer.model, trainer.info, trainer.optimizer, state, tensors)
+
+
+def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
+    """Load a checkpoint written by `save_training` into `trainer`; return the checkpoint's JSON state."""
+    state = load_checkpoint(path, trainer.model, trainer.optimizer)
+    tensors = state.pop("tensors")
+    trainer.state = LoopState(**state["loop"])
+    trainer.history.rows = [EpochMetrics(**row) for row in state["history"]]
+    if trainer.ema is not None:
+        ema = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
+        if not ema:
+            raise ModelFileError(f"{path} has no EMA weights but ema_decay is on; resume with the settings of the run")
+        trainer.ema.load_state_dict(ema, state["ema_updates"] or 0)
+    if trainer.scaler is not None and state.get("scaler"):
+        trainer.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"], tensors)
+    return state

@@ -1,0 +1,96 @@
+"""The run folder: metrics.csv, `last` and `best` checkpoints, curves.png, TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import save_model
+from ..config import Config
+from ..plots import training_curves
+from .loop import EpochMetrics, Trainer
+from .state import save_training
+
+
+def _tensorboard(run_dir: Path) -> Any | None:
+    """A SummaryWriter when the tensorboard package is installed, else None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(run_dir))
+
+
+class RunWriter:
+    """Writes a run's files (rank 0 only): called after every epoch and for mid-epoch checkpoints."""
+
+    def __init__(self, run_dir: Path, config: Config):
+        self.run_dir, self.config = run_dir, config
+        self.best_epoch = 0
+        self.best_score: tuple[float, float] | None = None  # (val accuracy, -val loss): higher is better
+        self.csv_path = run_dir / "metrics.csv"
+        self.tensorboard = _tensorboard(run_dir) if config.run.tensorboard else None
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.safetensors"
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.safetensors"
+
+    def state(self) -> dict[str, Any]:
+        """The writer's part of a checkpoint (so a resumed run keeps the right `best`)."""
+        return {"best_epoch": self.best_epoch, "best_score": self.best_score}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.best_epoch = state.get("best_epoch", 0)
+        score = state.get("best_score")
+        self.best_score = tuple(score) if score is not None else None
+
+    def _summary(self, trainer: Trainer, metrics: EpochMetrics | None) -> dict[str, Any]:
+        summary = {"dataset": self.config.data.name, "epochs": self.config.train.epochs, "step": trainer.state.step,
+                   "ema": trainer.ema is not None, "config": self.config.to_dict(),
+                   "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if metrics is not None:
+            summary.update({k: v for k, v in metrics.as_row().items() if k not in ("seconds", "images_per_second")})
+        return summary
+
+    def save_last(self, trainer: Trainer) -> None:
+        """Write the training checkpoint `last.safetensors` (atomically)."""
+        trainer.info.training = self._summary(trainer, trainer.history.rows[-1] if trainer.history.rows else None)
+        save_training(self.last_path, trainer, {"writer": self.state()})
+
+    def epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        self._append_csv(metrics)
+        score = (metrics.val_accuracy, -metrics.val_loss) if metrics.val_loss is not None else None
+        if score is None or self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch = score, metrics.epoch
+            trainer.info.training = self._summary(trainer, metrics)
+            save_model(self.best_path, trainer.eval_model, trainer.info)  # the EMA weights when on
+        self.save_last(trainer)
+        if self.tensorboard is not None:
+            for key, value in metrics.as_row().items():
+                if key != "epoch" and value is not None:
+                    self.tensorboard.add_scalar(key.replace("_", "/", 1), value, metrics.epoch)
+            self.tensorboard.flush()
+        if self.config.run.plots:
+            training_curves([row.as_row() for row in trainer.history.rows], self.run_dir / "curves.png")
+
+    def _append_csv(self, metrics: EpochMetrics) -> None:
+        row = metrics.as_row()
+        new = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
