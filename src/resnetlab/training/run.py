@@ -12,6 +12,7 @@ import copy
 import json
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,11 +152,14 @@ def _resumed_config(config: Config, overrides: dict[str, Any]) -> Config:
     return resumed.validate()
 
 
-def train(config: Config | None = None, *, display: str = "auto", **overrides: Any) -> TrainResult:
+def train(config: Config | None = None, *, display: str = "auto",
+          step_callbacks: Sequence[Callable[[Trainer], None]] = (), **overrides: Any) -> TrainResult:
     """Train as `config` says, with `overrides` (setting names as on the CLI, e.g. `epochs=5`) applied on top.
 
     Args:
         display: progress display: auto (a bar on a terminal, else one line per epoch), rich, plain, none.
+        step_callbacks: called with the Trainer after every optimizer step (logging, custom stopping:
+            `trainer.stop.request("reason")` ends the run cleanly with a checkpoint).
     """
     config = apply_overrides(copy.deepcopy(config) if config is not None else Config(), overrides).validate()
     if config.run.resume:
@@ -163,12 +167,13 @@ def train(config: Config | None = None, *, display: str = "auto", **overrides: A
     make_progress(display)  # an unknown display fails before any work
     distributed, device = init_distributed(resolve_device(config.run.device))
     try:
-        return _train(config, display, distributed, device)
+        return _train(config, display, distributed, device, step_callbacks)
     finally:
         shutdown(distributed)
 
 
-def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device) -> TrainResult:
+def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device,
+           step_callbacks: Sequence[Callable[[Trainer], None]]) -> TrainResult:
     main = distributed is None or distributed.is_main
     seed_everything(config.run.seed)
     data = load_run_data(config)  # every bad file is found here, before any training
@@ -204,6 +209,7 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
         trainer.checkpoint = writer.save_last
         trainer.checkpoint_minutes = config.run.checkpoint_minutes
     trainer.progress = make_progress((display if config.run.progress else "plain") if main else "none")
+    trainer.step_callbacks.extend(step_callbacks)
     started = time.perf_counter()
     try:
         history = trainer.run()

@@ -35,6 +35,8 @@ class RunWriter:
         self.best_score: tuple[float, float] | None = None  # (val accuracy, -val loss): higher is better
         self.csv_path = run_dir / "metrics.csv"
         self.tensorboard = _tensorboard(run_dir) if config.run.tensorboard else None
+        for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write; the real files are intact
+            stale.unlink(missing_ok=True)
 
     @property
     def best_path(self) -> Path:

@@ -1,0 +1,112 @@
+"""Never lose a run: interrupted and resumed equals uninterrupted; signals; a kill during a save."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import resnetlab
+
+SETTINGS = dict(epochs=3, lr=0.05, drop_path_rate=0.1, ema_decay=0.9, checkpoint_minutes=0, display="none",
+                tensorboard=False, plots=False)  # drop_path draws random numbers: the RNG must resume too
+
+
+def _tensors(path):
+    with safe_open(str(path), "pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+
+
+def _rows(run_dir):
+    rows = list(csv.DictReader((run_dir / "metrics.csv").read_text().splitlines()))
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")} for r in rows]
+
+
+def _stop_at(step):
+    def callback(trainer):
+        if trainer.state.step == step:
+            trainer.stop.request("test")
+    return callback
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return resnetlab.train(project=str(tmp_path_factory.mktemp("whole")), **SETTINGS)
+
+
+@pytest.mark.parametrize("stop_step", [14, 20])  # mid-epoch 2 (10 steps per epoch), and an epoch boundary
+def test_interrupted_and_resumed_run_ends_with_exactly_the_same_weights(uninterrupted, tmp_path, stop_step):
+    stopped = resnetlab.train(project=str(tmp_path), step_callbacks=[_stop_at(stop_step)], **SETTINGS)
+    assert stopped.stopped == "test" and stopped.test is None
+    position = _tensors(stopped.last_path)  # the checkpoint records where it stopped
+    assert position  # (a model file that also loads as a model)
+    resumed = resnetlab.train(resume=str(stopped.run_dir), display="none")
+    assert resumed.stopped is None and resumed.run_dir == stopped.run_dir
+    expected, actual = _tensors(uninterrupted.last_path), _tensors(resumed.last_path)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        if not key.startswith("_train.rng"):
+            assert torch.equal(expected[key], actual[key]), key  # model, EMA, optimizer state: bit for bit
+    assert _rows(resumed.run_dir) == _rows(uninterrupted.run_dir)  # the same metrics, epoch by epoch
+    assert resumed.test.accuracy == uninterrupted.test.accuracy
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    from resnetlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no checkpoint at"):
+        resnetlab.train(resume=str(tmp_path))
+
+
+def test_sigint_finishes_the_step_writes_last_and_says_how_to_resume(tmp_path):
+    command = [sys.executable, "-m", "resnetlab", "train", "epochs=200", f"project={tmp_path}", "name=sig",
+               "progress=false", "plots=false", "checkpoint_minutes=0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sig" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "stopped by SIGINT" in err and f"Resume with: resnetlab train resume={tmp_path / 'sig'}" in err
+    done = len(_rows(tmp_path / "sig"))
+    assert 2 <= done < 200
+    last = resnetlab.load_model(tmp_path / "sig" / "last.safetensors")  # intact and loadable
+    assert last[1].training["step"] >= done * 10
+    resumed = resnetlab.train(resume=str(tmp_path / "sig"), epochs=done + 1, display="none")
+    assert [int(r["epoch"]) for r in _rows(resumed.run_dir)] == list(range(1, done + 2))
+
+
+KILLER = """
+import sys, torch, resnetlab
+from resnetlab.checkpoint import save_model
+from resnetlab.info import ModelInfo
+model = resnetlab.create_model("resnet50", num_classes=10)
+info = ModelInfo(arch=model.arch, class_names=[str(i) for i in range(10)], input_size=(3, 224, 224),
+                 mean=(0.5,) * 3, std=(0.25,) * 3)
+for version in range(1000):
+    with torch.no_grad():
+        model.fc.bias.fill_(version)
+    save_model(sys.argv[1], model, info)
+    print(version, flush=True)
+"""
+
+
+def test_killing_a_process_while_it_writes_never_leaves_a_broken_file(tmp_path):
+    target = tmp_path / "model.safetensors"
+    process = subprocess.Popen([sys.executable, "-c", KILLER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "0"  # the first version is complete
+    time.sleep(0.35)  # well inside a later write (each takes about 0.2-0.5 s for 100 MB)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    model, _ = resnetlab.load_model(target)  # whatever version it holds is whole
+    versions = set(model.fc.bias.unique().tolist())
+    assert len(versions) == 1 and versions.pop() >= 0
