@@ -16,9 +16,7 @@ Prints a table and writes JSON (median of --repeats timed passes after a warm-up
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,7 +34,9 @@ from resnetlab.data.scan import default_workers, scan_files
 from resnetlab.data.stats import CIFAR10_MEAN, CIFAR10_STD
 from resnetlab.data.stream import FileLoader
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
+from common import SHARED_DATA, write_report
+
+SHARED = SHARED_DATA / "cifar10"
 
 
 class PerImageCifar(Dataset):
@@ -145,12 +145,7 @@ def main() -> None:
     for key, value in folder.items():
         if key.endswith("_per_s"):
             print(f"  {key:<32} {value:>10,.0f}")
-    report = {"benchmark": "data_pipeline", "cifar10_batches": cifar, "folder_decoding": folder,
-              "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report({"benchmark": "data_pipeline", "cifar10_batches": cifar, "folder_decoding": folder}, args.out)
 
 
 if __name__ == "__main__":

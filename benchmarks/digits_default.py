@@ -8,16 +8,13 @@ Prints a table (one row per seed, then the median) and writes the figures as JSO
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
-
-import torch
 
 import resnetlab
+
+from common import write_report
 
 
 def main() -> None:
@@ -41,15 +38,10 @@ def main() -> None:
         "benchmark": "digits_default", "command": "resnetlab train (defaults)",
         "median_test_accuracy": statistics.median(accuracies), "min_test_accuracy": min(accuracies),
         "median_seconds": statistics.median(r["seconds"] for r in rows), "runs": rows,
-        "machine": {"cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
     }
     print(f"median: {summary['median_test_accuracy']:.2%} test accuracy (min {summary['min_test_accuracy']:.2%}), "
           f"{summary['median_seconds']:.1f} s per run")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
-    print(f"wrote {out}")
+    write_report(summary, args.out)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from .config import load_config, parse_overrides
+    from .training.lr_find import lr_find
+
+    overrides = parse_overrides(args.settings)
+    config = load_config(overrides.pop("config", None), overrides)
+    result = lr_find(config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    if result.suggestion is None:
+        print("no clear descent in the loss; try more steps or a wider range (--start-lr, --end-lr)")
+    else:
+        print(f"suggested lr: {result.suggestion:.3g} (steepest descent of the loss)")
+    if result.min_loss_lr is not None:
+        print(f"lowest loss at lr {result.min_loss_lr:.3g} (a tenth of it is another common choice)")
+    print(f"plot: {result.out_dir / 'lr_find.png'}")
+    return 0
+
+
 def _count(key: str, value: object, minimum: int) -> int:
     """An integer option from a flag or a key=value word, at least `minimum`."""
     from .config import coerce
@@ -256,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("settings", nargs="*", help="key=value settings, e.g. model=resnet20 epochs=30 (config=FILE.yaml)")
     p.add_argument("-h", "--help", action="store_true", help="show this help and every setting")
     p.set_defaults(func=cmd_train, parser=p)
+
+    p = sub.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr")
+    p.add_argument("settings", nargs="*", help="key=value settings as for train (model=, data=, batch_size=, ...)")
+    p.add_argument("--start-lr", dest="start_lr", type=float, default=1e-6)
+    p.add_argument("--end-lr", dest="end_lr", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=200, help="at most this many training steps")
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("evaluate", help="accuracy, top-5, loss and per-class accuracy of a model file on a dataset")
     p.add_argument("model", help="model file (.safetensors or .h5)")

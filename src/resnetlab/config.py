@@ -47,6 +47,7 @@ class DataConfig:
     val_fraction: float | None = None  # share of train held out for validation; None: the dataset's default
     crop_padding: int | None = None  # random-crop padding in pixels; None: the dataset's default, 0: off
     pad_mode: Literal["zeros", "reflect", "edge"] | None = None  # None: the dataset's default
+    normalize: Literal["channel", "pixel_mean"] = "channel"  # per-channel mean/std, or subtract the mean image
     flip: bool | None = None  # random horizontal flips; None: the dataset's default (off for digits)
     cutout: int = 0  # side of a zeroed square per image, pixels (DeVries & Taylor: 16 on CIFAR-10); 0: off
     random_erasing: float = 0.0  # probability of erasing a random rectangle per image (Zhong et al.: 0.5)
@@ -107,6 +108,7 @@ class RunConfig:
     plots: bool = True  # redraw curves.png (loss, accuracy, lr) after every epoch
     sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
     tta: Literal["none", "flip"] = "none"  # test-time augmentation for the final test: flip averages image + mirror
+    recipe: str | None = None  # the recipe the settings started from (`recipe=NAME`, applied before all else)
 
 
 @dataclass
@@ -274,21 +276,66 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+def recipe_names() -> list[str]:
+    """The recipes that ship with resnetlab (`recipe=NAME`)."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def read_recipe(name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(settings, per-model settings) of a recipe: a shipped name or a path to a YAML file.
+
+    A recipe's optional `models:` section holds settings that apply only to the named architectures
+    (He et al.'s warm-up for resnet110, say).
+    """
+    path = RECIPES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        path = Path(name).expanduser()
+        if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+            raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipe_names())}; shipped recipes: "
+                              f"{', '.join(recipe_names())} (or give a .yaml path)")
+    data = _read_yaml(path, "recipe")
+    per_model = data.pop("models", None) or {}
+    if not isinstance(per_model, dict):
+        raise ConfigError(f"{path}: `models:` must map architecture names to settings")
+    return _flatten(data), {model: _flatten(values or {}) for model, values in per_model.items()}
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Build a Config from defaults, then a YAML file (nested or flat keys), then overrides; validate it."""
+    """Build a Config: defaults, then a recipe (`recipe=`), then a YAML file, then overrides; validate it.
+
+    The recipe's per-model settings apply when the finally chosen model is named there.
+    """
+    overrides = dict(overrides or {})
+    file_data = _flatten(_read_yaml(Path(path), "config file")) if path is not None else {}
+    recipe = None
+    for source in (overrides, file_data):
+        for key in ("recipe", "run.recipe"):
+            recipe = source.pop(key, None) or recipe
     config = Config()
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
-        apply_overrides(config, _flatten(data))
-    apply_overrides(config, overrides or {})
+    if recipe:
+        settings, per_model = read_recipe(str(recipe))
+        apply_overrides(config, settings)
+        model = next((source[k] for source in (overrides, file_data) for k in ("model", "model.name") if k in source),
+                     config.model.name)
+        apply_overrides(config, per_model.get(str(model), {}))
+        config.run.recipe = str(recipe)
+    apply_overrides(config, file_data)
+    apply_overrides(config, overrides)
     return config.validate()
 
 

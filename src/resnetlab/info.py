@@ -21,7 +21,8 @@ class ModelInfo:
     """Metadata stored in every model file.
 
     input_size: (C, H, W) the model was trained at.
-    mean, std: per-channel normalization in 0..1 units, applied after scaling pixels to 0..1.
+    mean, std: normalization in 0..1 units, applied after scaling pixels to 0..1: mean per channel
+        [C] or per pixel [C][H][W] (He et al.'s per-pixel mean subtraction); std per channel.
     crop_pct: files are resized to size / crop_pct and center-cropped (torchvision's 0.875 for
         ImageNet); 1.0 resizes straight to the input size.
     training: summary of the run that made the weights (dataset, epochs, metrics, resolved config).
@@ -30,7 +31,7 @@ class ModelInfo:
     arch: ArchSpec
     class_names: list[str]
     input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
+    mean: tuple  # [C] floats, or [C][H][W] nested lists
     std: tuple[float, ...]
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
@@ -39,7 +40,9 @@ class ModelInfo:
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
-        self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))
+        per_pixel = len(self.mean) > 0 and isinstance(self.mean[0], (list, tuple))
+        self.mean = tuple(self.mean) if per_pixel else tuple(map(float, self.mean))
+        self.std = tuple(map(float, self.std))
         self.class_names = [str(c) for c in self.class_names]
         channels = self.input_size[0]
         problems = []
@@ -49,6 +52,8 @@ class ModelInfo:
             problems.append(f"input_size has {channels} channels but the model takes {self.arch.in_chans}")
         if len(self.mean) != channels or len(self.std) != channels:
             problems.append(f"mean/std need {channels} values each, got {len(self.mean)}/{len(self.std)}")
+        if per_pixel and (len(self.mean[0]), len(self.mean[0][0])) != tuple(self.input_size[1:]):
+            problems.append(f"a per-pixel mean must be {self.input_size[1]}x{self.input_size[2]}")
         if any(s <= 0 for s in self.std):
             problems.append(f"std values must be positive, got {self.std}")
         if self.interpolation not in INTERPOLATIONS:

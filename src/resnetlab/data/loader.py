@@ -28,11 +28,15 @@ class Batches(Protocol):
 
 
 class Normalize:
-    """Map stored pixels to (x / 255 - mean) / std in one fused multiply-add."""
+    """Map stored pixels to (x / 255 - mean) / std in one fused multiply-add.
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], scale: float, device: torch.device):
+    `mean` is per channel [C], or per pixel [C][H][W] (He et al.'s per-pixel mean subtraction).
+    """
+
+    def __init__(self, mean: Sequence, std: Sequence[float], scale: float, device: torch.device):
         std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device)
+        mean_t = mean_t.view(1, -1, 1, 1) if mean_t.ndim == 1 else mean_t.unsqueeze(0)
         self.mul = scale / std_t  # pixels * scale / std ...
         self.add = -mean_t / std_t  # ... - mean / std
 
@@ -51,7 +55,35 @@ def epoch_order(count: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(count, generator=batch_generator(seed, epoch, -1))
 
 
-class BatchLoader:
+class EpochBatches:
+    """What both loaders share: how many batches an epoch has, which epoch and batch come next, and
+    which slice of each global batch this process takes."""
+
+    def _setup(self, count: int, batch_size: int, drop_last: bool, seed: int, shard: tuple[int, int]) -> None:
+        self.count, self.batch_size, self.drop_last, self.seed = count, batch_size, drop_last, seed
+        self.rank, self.world = shard
+        if batch_size % self.world:
+            raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
+        self.epoch, self.start_batch = 0, 0
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.count, self.batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    @property
+    def num_samples(self) -> int:
+        """Images per epoch over all processes."""
+        return len(self) * self.batch_size if self.drop_last else self.count
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.start_batch = epoch, 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        """Start the next iteration at `batch` of `epoch` (for resuming)."""
+        self.epoch, self.start_batch = epoch, batch
+
+
+class BatchLoader(EpochBatches):
     """Yield (images float32 [B, C, H, W] normalized, labels int64 [B] or soft targets [B, K]) on `device`.
 
     The epoch order comes from (seed, epoch) and each batch's augmentation from (seed, epoch, batch),
@@ -75,34 +107,14 @@ class BatchLoader:
         batch_augment: BatchAugment | None = None,
         shard: tuple[int, int] = (0, 1),
     ):
+        self._setup(len(data), batch_size, drop_last, seed, shard)
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
-        self.batch_size = batch_size
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.shuffle = shuffle
         self.augment = augment if augment is not None and augment.active else None
         self.normalize = Normalize(mean, std, data.scale, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
-        self.rank, self.world = shard
-        if batch_size % self.world:
-            raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
-        self.epoch, self.start_batch = 0, 0
-
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.images), self.batch_size)
-        return full if (self.drop_last or rest == 0) else full + 1
-
-    @property
-    def num_samples(self) -> int:
-        """Images per epoch over all processes."""
-        return len(self) * self.batch_size if self.drop_last else len(self.images)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.start_batch = epoch, 0
-
-    def set_position(self, epoch: int, batch: int) -> None:
-        """Start the next iteration at `batch` of `epoch` (for resuming)."""
-        self.epoch, self.start_batch = epoch, batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = epoch_order(len(self.images), self.seed, self.epoch).to(self.device) if self.shuffle else None

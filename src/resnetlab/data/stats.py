@@ -27,3 +27,11 @@ def channel_stats(data: ImageSet, chunk: int = 4096) -> tuple[tuple[float, ...],
     mean = total / count
     std = (total_sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-3)  # a constant channel stays finite
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+def pixel_mean(data: ImageSet, chunk: int = 4096) -> list:
+    """The mean image [C][H][W] in 0..1 units (He et al. 2015 subtract it from every input)."""
+    total = torch.zeros(data.image_shape, dtype=torch.float64)
+    for start in range(0, len(data), chunk):
+        total += data.images[start:start + chunk].to(torch.float64).sum(dim=0) * data.scale
+    return (total / len(data)).round(decimals=6).tolist()

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .dataset import ImageFiles, ImageSet
 from .images import image_to_array, load_image, random_resized_crop, resize_for_model
-from .loader import Normalize, batch_generator, epoch_order
+from .loader import EpochBatches, Normalize, batch_generator, epoch_order
 from .mix import BatchAugment
 from .scan import default_workers
 
@@ -47,7 +47,7 @@ class DecodedFiles(Dataset):
         return torch.from_numpy(image_to_array(image).copy()), self.labels[index]
 
 
-class FileLoader:
+class FileLoader(EpochBatches):
     """Yield (images float32 [B, C, H, W] normalized, labels) on `device`, decoding in worker processes.
 
     The epoch order and each batch's augmentation are seeded as in BatchLoader (resumable mid-epoch);
@@ -59,31 +59,14 @@ class FileLoader:
                  shuffle: bool = False, flip: bool = False, interpolation: str = "bilinear", crop_pct: float = 1.0,
                  workers: int | None = None, seed: int = 0, drop_last: bool = False,
                  batch_augment: BatchAugment | None = None, shard: tuple[int, int] = (0, 1)):
+        self._setup(len(data), batch_size, drop_last, seed, shard)
         self.device = torch.device(device)
         self.dataset = DecodedFiles(data, input_size, train=train, flip=flip, interpolation=interpolation,
                                     crop_pct=crop_pct)
-        self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed
+        self.shuffle = shuffle
         self.workers = default_workers() if workers is None else workers
         self.normalize = Normalize(mean, std, 1.0 / 255.0, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
-        self.rank, self.world = shard
-        if batch_size % self.world:
-            raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
-        self.epoch, self.start_batch = 0, 0
-
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.dataset), self.batch_size)
-        return full if (self.drop_last or rest == 0) else full + 1
-
-    @property
-    def num_samples(self) -> int:
-        return len(self) * self.batch_size if self.drop_last else len(self.dataset)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self.start_batch = epoch, 0
-
-    def set_position(self, epoch: int, batch: int) -> None:
-        self.epoch, self.start_batch = epoch, batch
 
     def _batches(self, first: int) -> list[list[int]]:
         """Index lists of this process's part of batches first.. of the epoch."""

@@ -154,6 +154,8 @@ class Trainer:
         self.stop = StopRequest()
         self.progress: ProgressDisplay = SilentProgress()
         self.checkpoint_minutes = 0.0  # also call `checkpoint` this often within an epoch; 0: never
+        self.lr_override: Callable[[int], float] | None = None  # step -> lr, replacing the schedule (lr_find)
+        self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
         self._last_checkpoint = time.monotonic()
 
     def _wrap(self, model: nn.Module, sync_bn: bool) -> nn.Module:
@@ -210,6 +212,7 @@ class Trainer:
             scaled = loss / cfg.accumulate
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             self._accumulate(sums, loss, logits, labels)
+            self.last_loss = loss.detach()
             state.batch += 1
             state.seen += len(labels)
             if not last_micro:
@@ -230,6 +233,8 @@ class Trainer:
         return state.batch >= total_batches
 
     def _set_lr(self) -> float:
+        if self.lr_override is not None:
+            return set_lr(self.optimizer, 1.0, absolute=self.lr_override(self.state.step))
         if self.state.warming:
             return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
         return set_lr(self.optimizer, self.schedule(self.state.step))

@@ -27,6 +27,7 @@ from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader
 from ..data.mix import BatchAugment
 from ..data.sources import load_dataset
+from ..data.stats import pixel_mean
 from ..data.stream import FileLoader
 from ..device import resolve_device
 from ..errors import ConfigError
@@ -35,7 +36,7 @@ from ..info import ModelInfo
 from ..predict import Inference
 from ..registry import create_model
 from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
-from .loop import History, Trainer
+from .loop import EpochMetrics, History, Trainer
 from .optim import class_weights
 from .progress import make_progress
 from .state import restore_training
@@ -153,30 +154,46 @@ def _resumed_config(config: Config, overrides: dict[str, Any]) -> Config:
 
 
 def train(config: Config | None = None, *, display: str = "auto",
-          step_callbacks: Sequence[Callable[[Trainer], None]] = (), **overrides: Any) -> TrainResult:
+          step_callbacks: Sequence[Callable[[Trainer], None]] = (),
+          epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]] = (), **overrides: Any) -> TrainResult:
     """Train as `config` says, with `overrides` (setting names as on the CLI, e.g. `epochs=5`) applied on top.
 
     Args:
         display: progress display: auto (a bar on a terminal, else one line per epoch), rich, plain, none.
         step_callbacks: called with the Trainer after every optimizer step (logging, custom stopping:
             `trainer.stop.request("reason")` ends the run cleanly with a checkpoint).
+        epoch_callbacks: called with the Trainer and the epoch's metrics after every epoch (rank 0).
     """
-    config = apply_overrides(copy.deepcopy(config) if config is not None else Config(), overrides).validate()
+    if config is None:
+        config = load_config(overrides=overrides)  # a recipe= among the overrides applies first
+    elif "recipe" in overrides:
+        raise ConfigError("recipe= applies before all other settings: pass it in load_config(overrides=...) or "
+                          "to train() without a config")
+    else:
+        config = apply_overrides(copy.deepcopy(config), overrides).validate()
     if config.run.resume:
         config = _resumed_config(config, overrides)
     make_progress(display)  # an unknown display fails before any work
     distributed, device = init_distributed(resolve_device(config.run.device))
     try:
-        return _train(config, display, distributed, device, step_callbacks)
+        return _train(config, display, distributed, device, step_callbacks, epoch_callbacks)
     finally:
         shutdown(distributed)
 
 
 def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device,
-           step_callbacks: Sequence[Callable[[Trainer], None]]) -> TrainResult:
+           step_callbacks: Sequence[Callable[[Trainer], None]],
+           epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]]) -> TrainResult:
     main = distributed is None or distributed.is_main
+    if config.train.head_epochs and not (config.model.weights or config.run.resume):
+        raise ConfigError("head_epochs trains the classifier on a frozen pretrained backbone: give weights=FILE "
+                          "(a model file or a torchvision/timm state dict), or set head_epochs=0")
     seed_everything(config.run.seed)
     data = load_run_data(config)  # every bad file is found here, before any training
+    if config.data.normalize == "pixel_mean":
+        if isinstance(data.train, ImageFiles):
+            raise ConfigError("normalize=pixel_mean needs images of one size in memory; add in_memory=true")
+        data.mean, data.std = pixel_mean(data.train), (1.0,) * data.image_shape[0]
     channels, height, width = data.image_shape
     model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
                          **config.model.options())
@@ -206,6 +223,7 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
             for note in notes:
                 print(f"weights from {config.model.weights}: {note}")
         trainer.callbacks.append(lambda metrics, *_: writer.epoch_end(trainer, metrics))
+        trainer.callbacks.extend(lambda metrics, *_, fn=fn: fn(trainer, metrics) for fn in epoch_callbacks)
         trainer.checkpoint = writer.save_last
         trainer.checkpoint_minutes = config.run.checkpoint_minutes
     trainer.progress = make_progress((display if config.run.progress else "plain") if main else "none")
