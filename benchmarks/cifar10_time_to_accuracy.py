@@ -17,7 +17,7 @@ import time
 import resnetlab
 from resnetlab.config import load_config, parse_overrides
 from resnetlab.data import load_dataset
-from resnetlab.evaluate import evaluate_model
+from resnetlab.evaluation import evaluate_model
 from resnetlab.predict import Inference
 
 from common import SHARED_DATA, write_report

@@ -82,6 +82,35 @@ def train_step_every_family() -> str:
 
 
 @check
+def mixed_precision_training() -> str:
+    """A few real training steps through the Trainer in bf16 and in fp16 with loss scaling."""
+    results = []
+    for precision in ("bf16", "fp16") if DEVICE.startswith("cuda") else ("bf16",):
+        with tempfile.TemporaryDirectory() as project:
+            result = resnetlab.train(device=DEVICE, precision=precision, epochs=3, project=project, display="none",
+                                     plots=False)
+        assert result.test.accuracy > 0.8, (precision, result.test.accuracy)
+        results.append(f"{precision} {result.test.accuracy:.1%}")
+    return "digits after 3 epochs: " + ", ".join(results)
+
+
+@check
+def ddp_over_nccl() -> str:
+    """Two processes with torchrun when two GPUs are visible (NCCL needs one GPU per process)."""
+    import subprocess
+    import sys
+
+    if not DEVICE.startswith("cuda") or torch.cuda.device_count() < 2:
+        return f"skipped: {torch.cuda.device_count() if DEVICE.startswith('cuda') else 0} GPU(s), NCCL needs 2"
+    with tempfile.TemporaryDirectory() as project:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                   "resnetlab", "train", "epochs=2", "device=cuda", f"project={project}", "progress=false"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return "2-process NCCL run finished"
+
+
+@check
 def digits_run_on_gpu() -> str:
     with tempfile.TemporaryDirectory() as project:
         started = time.perf_counter()

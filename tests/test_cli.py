@@ -58,7 +58,7 @@ def test_evaluate_flag_and_key_value_forms_agree(cli_run, capsys):
     assert set(flag["per_class_accuracy"]) == {str(d) for d in range(10)}
     assert main(["evaluate", model, "split=val"]) == 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "per-class accuracy" in out and "180 images" in out
+    assert "accuracy" in out and "per class" in out and "180 images" in out
 
 
 def test_predict_table_and_json(cli_run, tmp_path, capsys):

@@ -73,7 +73,7 @@ def test_predict_proba_checks_the_input_shape(digits_run):
 
 
 def test_predictions_agree_with_the_labels_as_often_as_evaluate_says(digits_run):
-    from resnetlab.evaluate import evaluate_model
+    from resnetlab.evaluation import evaluate_model
 
     data = load_dataset("digits")
     predictor = Predictor.from_file(digits_run.best_path, device="cpu")
@@ -81,3 +81,37 @@ def test_predictions_agree_with_the_labels_as_often_as_evaluate_says(digits_run)
     accuracy = float((predicted == data.test.labels.numpy()).mean())
     assert accuracy == pytest.approx(evaluate_model(predictor.model, data.test, predictor.info).accuracy)
     assert accuracy >= 0.8  # four epochs of resnet20 on the digits
+
+
+def test_folders_globs_csv_and_exit_codes(digits_run, digit_files, tmp_path, capsys):
+    import csv as csv_module
+
+    from resnetlab.cli import main
+    from resnetlab.predict import expand_paths
+
+    files, expected = digit_files
+    folder = files[0].parent
+    nested = folder / "more"
+    nested.mkdir(exist_ok=True)
+    (nested / "copy.png").write_bytes(files[0].read_bytes())
+    (folder / "broken.jpg").write_text("not an image")
+    found = expand_paths([folder])
+    assert str(nested / "copy.png") in found and str(folder / "broken.jpg") in found
+    assert expand_paths([str(folder / "*.png")]) == sorted(str(p) for p in folder.glob("*.png"))
+    assert expand_paths([str(tmp_path / "nothing*.png")]) == [str(tmp_path / "nothing*.png")]
+    assert main(["predict", str(digits_run.best_path), str(folder), "--csv", "-k", "2"]) == 0
+    captured = capsys.readouterr()
+    rows = list(csv_module.DictReader(captured.out.splitlines()))
+    assert len(rows) == len(found) and set(rows[0]) == {"source", "label1", "prob1", "label2", "prob2", "error"}
+    broken = [r for r in rows if r["source"].endswith("broken.jpg")][0]
+    assert "not an image" in broken["error"] and broken["label1"] == ""
+    assert "could not be read" in captured.err
+    assert main(["predict", str(digits_run.best_path), str(folder / "broken.jpg")]) == 1
+
+
+def test_many_files_decode_in_worker_batches(digits_run, digit_files):
+    files, expected = digit_files
+    predictor = Predictor.from_file(digits_run.best_path, device="cpu", batch_size=4)
+    many = files * 3  # 30 files: several batches, decoded by 2 worker processes
+    predictions = predictor.predict_files(many, workers=2)
+    assert [p.indices[0] for p in predictions] == expected.tolist() * 3

@@ -13,15 +13,18 @@ from .checkpoint import load_model, read_info, save_model  # noqa: E402
 from .config import Config, load_config  # noqa: E402
 from .data import load_dataset  # noqa: E402
 from .errors import ConfigError, DataError, ModelFileError, UserError  # noqa: E402
-from .evaluate import EvalResult, evaluate_model  # noqa: E402
+from .evaluation import EvalResult, evaluate_model  # noqa: E402
+from .explain import grad_cam  # noqa: E402
 from .info import ModelInfo  # noqa: E402
 from .keras import Classifier, load  # noqa: E402
 from .predict import Predictor  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
+from .report import EvaluationReport, evaluate  # noqa: E402
 from .training import History, TrainResult, fit, train  # noqa: E402
 
 __all__ = [
-    "Classifier", "Config", "ConfigError", "DataError", "EvalResult", "History", "ModelFileError", "ModelInfo",
-    "Predictor", "TrainResult", "UserError", "__version__", "create_model", "evaluate_model", "fit", "list_models",
-    "load", "load_config", "load_dataset", "load_model", "read_info", "register_model", "save_model", "train",
+    "Classifier", "Config", "ConfigError", "DataError", "EvalResult", "EvaluationReport", "History", "ModelFileError",
+    "ModelInfo", "Predictor", "TrainResult", "UserError", "__version__", "create_model", "evaluate", "evaluate_model",
+    "fit", "grad_cam", "list_models", "load", "load_config", "load_dataset", "load_model", "read_info",
+    "register_model", "save_model", "train",
 ]

@@ -27,6 +27,7 @@ from .registry import create_model
 META_KEY = "resnetlab"
 TRAIN_META_KEY = "resnetlab.train"
 TRAIN_PREFIX = "_train."
+EMA_KEY = "ema."  # training checkpoints keep the weight EMA under TRAIN_PREFIX + EMA_KEY
 SAFETENSORS_SUFFIXES = (".safetensors",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".keras.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -198,12 +199,21 @@ def _check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor
     return {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in tensors.items()}
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
-    """Read a model file (either format, told apart by content) and return (model in eval mode, info)."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", *, ema: bool = False
+               ) -> tuple[nn.Module, ModelInfo]:
+    """Read a model file (either format, told apart by content) and return (model in eval mode, info).
+
+    With `ema=True`, a training checkpoint's EMA weights are loaded instead of its training weights
+    (`info.training["weights"]` says which); other files are unaffected.
+    """
     path = Path(path)
     tensors, metadata = _read(path)
     info = _info_from(path, metadata)
+    averaged = {k[len(TRAIN_PREFIX + EMA_KEY):]: v for k, v in tensors.items() if k.startswith(TRAIN_PREFIX + EMA_KEY)}
     tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
+    if ema and averaged:
+        tensors = averaged
+        info.training = {**info.training, "weights": "ema"}
     with torch.device("meta"):
         model = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
                              **info.arch.options)

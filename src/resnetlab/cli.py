@@ -107,60 +107,71 @@ def _key_values(words: list[str], allowed: dict[str, str], namespace: argparse.N
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
-    from .data.sources import load_dataset
-    from .device import resolve_device
-    from .evaluate import evaluate_model
+    from .report import evaluate
 
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
-                             "batch_size": "batch_size", "workers": "workers"}, args)
-    device = resolve_device(args.device)
-    model, info = load_model(args.model, device=device)
-    trained_on = info.training.get("config", {}).get("data", {})
-    dataset_name = args.data or info.training.get("dataset")
-    if not dataset_name:
-        raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
-    data_dir = args.data_dir or (trained_on.get("data_dir") if dataset_name == trained_on.get("name") else None)
-    workers = None if args.workers is None else _count("workers", args.workers, 0)
-    batch_size = _count("batch_size", args.batch_size, 1)
-    data = load_dataset(dataset_name, data_dir=data_dir, val_fraction=trained_on.get("val_fraction"),
-                        img_size=info.input_size[1], channels=info.input_size[0], workers=workers)
-    if data.class_names != info.class_names:
-        raise ConfigError(f"{dataset_name} has classes {data.class_names[:5]}... but the model was trained on "
-                          f"{info.class_names[:5]}...; evaluate it on data with the same classes")
-    if args.split not in ("train", "val", "test"):
-        raise ConfigError(f"split must be train, val or test, got {args.split!r}")
-    result = evaluate_model(model, data.split(args.split), info, batch_size=batch_size, device=device,
-                            workers=workers)
+                             "batch_size": "batch_size", "workers": "workers", "tta": "tta", "out": "out",
+                             "ema": "ema"}, args)
+    from .config import coerce
+
+    report = evaluate(args.model, args.data, split=args.split, data_dir=args.data_dir, tta=args.tta,
+                      batch_size=_count("batch_size", args.batch_size, 1), device=args.device,
+                      workers=None if args.workers is None else _count("workers", args.workers, 0),
+                      ema=coerce("ema", args.ema, bool))
+    folder = None
+    if not args.no_report:
+        default = Path(args.model).parent / f"eval-{Path(report.data).name}-{args.split}"
+        folder = report.write(args.out or default)
+    result = report.result
     if args.json:
-        print(json.dumps({"model": str(args.model), "data": dataset_name, "split": args.split, **result.to_dict()}))
+        print(json.dumps({**report.summary(), "report": str(folder) if folder else None}))
         return 0
-    print(f"model: {args.model}\ndata:  {dataset_name}, {args.split} split, {result.num_samples} images")
+    print(f"model: {args.model} ({report.weights} weights)\ndata:  {report.data}, {args.split} split, "
+          f"{result.num_samples} images, TTA {args.tta}")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("accuracy", f"{result.accuracy:.2%}")
-    table.add_row("top-5 accuracy", f"{result.top5:.2%}")
-    table.add_row("loss", f"{result.loss:.4f}")
+    averages = result.averages()
+    for name, value in (("accuracy", f"{result.accuracy:.2%}"), ("top-5 accuracy", f"{result.top5:.2%}"),
+                        ("loss", f"{result.loss:.4f}"), ("calibration error (ECE)", f"{result.ece:.4f}"),
+                        ("macro F1", f"{averages['macro']['f1']:.4f}")):
+        table.add_row(name, value)
     console.print(table)
-    per_class = Table(title="per-class accuracy")
-    per_class.add_column("class")
-    per_class.add_column("accuracy", justify="right")
-    per_class.add_column("images", justify="right")
-    for (name, acc), support in zip(result.per_class_accuracy.items(), result.confusion.sum(axis=1)):
-        per_class.add_row(name, "-" if acc != acc else f"{acc:.2%}", str(int(support)))
+    per_class = Table(title="per class")
+    for column in ("class", "accuracy", "precision", "F1", "images"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for i, name in enumerate(result.class_names[:30]):
+        cells = [result.recall[i], result.precision[i], result.f1[i]]
+        per_class.add_row(name, *("-" if c != c else f"{c:.2%}" for c in cells), str(int(result.support[i])))
     console.print(per_class)
+    if len(result.class_names) > 30:
+        print(f"... {len(result.class_names) - 30} more classes in the report")
+    confused = result.most_confused(5)
+    if confused:
+        print("most confused: " + "; ".join(f"{t} -> {p} ({n})" for t, p, n in confused))
+    if folder:
+        print(f"report: {folder / 'report.html'}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor
+    import csv
 
-    predictor = Predictor.from_file(args.model, device=args.device)
-    predictions = predictor.predict_files(args.images, topk=args.topk)
+    from .predict import Predictor, expand_paths
+
+    predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1))
+    paths = expand_paths(args.images)
+    predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=args.workers)
     failures = [p for p in predictions if p.error]
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        k = max((len(p.labels) for p in predictions), default=0)
+        writer.writerow(["source", *[f"{kind}{i + 1}" for i in range(k) for kind in ("label", "prob")], "error"])
+        for p in predictions:
+            cells = [value for label, prob in zip(p.labels, p.probs) for value in (label, f"{prob:.6f}")]
+            writer.writerow([p.source, *cells, *[""] * (2 * k - len(cells)), p.error or ""])
     else:
         table = Table(title=f"top-{args.topk} predictions of {Path(args.model).name}")
         table.add_column("image")
@@ -176,7 +187,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
         console.print(table)
     for p in failures:
         print(f"error: {p.error}", file=sys.stderr)
+    if failures:
+        print(f"{len(predictions) - len(failures)} of {len(predictions)} image(s) predicted; {len(failures)} could "
+              f"not be read", file=sys.stderr)
     return 1 if len(failures) == len(predictions) else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_files
+    from .predict import Predictor, expand_paths
+
+    predictor = Predictor.from_file(args.model, device=args.device)
+    out = Path(args.out) if args.out else Path(args.model).parent / "explain"
+    results = explain_files(predictor, expand_paths(args.images), out, class_name=args.class_name)
+    table = Table(title=f"Grad-CAM of {Path(args.model).name} (heat maps in {out})")
+    for column in ("image", "explained class", "probability", "predicted", "heat map"):
+        table.add_column(column)
+    for r in results:
+        if r.error:
+            table.add_row(r.source, "[red]error[/red]", "", "", r.error)
+        else:
+            table.add_row(r.source, r.label, f"{r.prob:.1%}", r.predicted, r.heat_path.name)
+    console.print(table)
+    failures = [r for r in results if r.error]
+    for r in failures:
+        print(f"error: {r.error}", file=sys.stderr)
+    return 1 if failures and len(failures) == len(results) else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -283,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy, top-5, loss and per-class accuracy of a model file on a dataset")
     p.add_argument("model", help="model file (.safetensors or .h5)")
-    p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR (same as the flags)")
+    p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR tta=flip out=DIR ...")
     p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
     p.add_argument("--split", default="test", help="train | val | test")
     p.add_argument("--data-dir", dest="data_dir", default=None)
@@ -291,15 +327,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--tta", default="none", help="test-time augmentation: none | flip | flip+shift")
+    p.add_argument("--out", default=None, help="report folder (default: next to the model, eval-DATA-SPLIT)")
+    p.add_argument("--no-report", dest="no_report", action="store_true", help="print the numbers only")
+    p.add_argument("--ema", default="true", help="use a training checkpoint's EMA weights when it has them")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes for image files")
+    p = sub.add_parser("predict", help="top-k classes for image files, folders (recursive) and globs")
     p.add_argument("model", help="model file (.safetensors or .h5)")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF)")
-    p.add_argument("--topk", "-k", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="print predictions as JSON")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF), folders or globs")
+    p.add_argument("--topk", "-k", default=5)
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print predictions as JSON")
+    output.add_argument("--csv", action="store_true", help="print predictions as CSV")
+    p.add_argument("--batch-size", dest="batch_size", default=64)
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="Grad-CAM heat maps: where the evidence for the class is")
+    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("images", nargs="+", help="image files, folders or globs")
+    p.add_argument("--class", dest="class_name", default=None, help="explain this class (default: the predicted one)")
+    p.add_argument("--out", default=None, help="folder for the PNG overlays (default: next to the model, explain/)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("models", help="list the registered architectures")
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")

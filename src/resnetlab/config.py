@@ -107,7 +107,7 @@ class RunConfig:
     tensorboard: bool = True  # write TensorBoard event files when the tensorboard package is installed
     plots: bool = True  # redraw curves.png (loss, accuracy, lr) after every epoch
     sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
-    tta: Literal["none", "flip"] = "none"  # test-time augmentation for the final test: flip averages image + mirror
+    tta: Literal["none", "flip", "flip+shift"] = "none"  # test-time augmentation for the final test evaluation
     recipe: str | None = None  # the recipe the settings started from (`recipe=NAME`, applied before all else)
 
 

@@ -30,10 +30,11 @@ from .data.loader import BatchLoader
 from .data.stats import channel_stats
 from .device import resolve_device
 from .errors import did_you_mean
-from .evaluate import compute_metrics
+from .evaluation import compute_metrics
 from .info import ModelInfo
 from .predict import Predictor, batched_logits
 from .registry import create_model
+from .report import EvaluationReport
 from .training.loop import History, fit
 from .training.optim import build_optimizer
 from .training.progress import make_progress
@@ -212,15 +213,24 @@ class Classifier:
                               **{k: v[-1] for k, v in history.history.items()}}
         return history
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256, verbose: int | str = "auto") -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256, verbose: int | str = "auto",
+                 report_dir: str | Path | None = None) -> dict[str, float]:
         """Return {"loss": ..., "accuracy": ...} (and "top5" when compiled with it) on images `x`, labels `y`.
 
-        `verbose` is accepted for Keras code; evaluation shows no progress.
+        With `report_dir`, also write the full evaluation report there (metrics.json, plots,
+        predictions.csv, report.html). `verbose` is accepted for Keras code; nothing is shown.
         """
         self._require_model()
         data = self._imageset(x, y, ("x", "y"))
         logits = batched_logits(self.model, data.images, self.info, batch_size=batch_size, device=self.device)
         result = compute_metrics(logits, data.labels, self.info.class_names)
+        if report_dir is not None:
+            def image(i: int) -> np.ndarray:
+                pixels = data.images[i].permute(1, 2, 0).numpy()
+                return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
+
+            EvaluationReport(result, self.info, f"Classifier({self.info.arch.name})", "arrays", "given", "none",
+                             "model", [f"index {i}" for i in range(len(data))], image).write(report_dir)
         out = {"loss": result.loss}
         for metric in self._compiled.metrics:
             out[metric] = result.accuracy if metric == "accuracy" else result.top5

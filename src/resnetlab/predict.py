@@ -6,6 +6,7 @@ never repeats it. Nothing here imports training code.
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,23 +14,35 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import load_model
 from .data.arrays import images_to_tensor
-from .data.images import BadImageError, image_to_array, load_image, resize_for_model
+from .data.images import IMAGE_SUFFIXES, BadImageError, image_to_array, load_image, resize_for_model
 from .data.loader import Normalize
+from .data.scan import default_workers
 from .device import resolve_device
 from .info import ModelInfo
 
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "flip+shift")
+
+
+def _shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Translate a batch by (dy, dx) pixels, filling with the border (replicate padding)."""
+    pad = max(abs(dy), abs(dx))
+    padded = torch.nn.functional.pad(images, (pad,) * 4, mode="replicate")
+    height, width = images.shape[-2:]
+    return padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width]
 
 
 @dataclass(frozen=True)
 class Inference:
     """How a model is run for predictions: autocast dtype (None: fp32), memory layout, test-time augmentation.
 
-    tta="flip" averages the class probabilities of each image and its mirror image and returns their
-    logarithm as the logits (so losses and arg-maxes stay meaningful).
+    tta="flip" averages the class probabilities of each image and its mirror image; "flip+shift" also
+    of both translated by one pixel per 32 (down-right and up-left), six views in all (airbench's TTA).
+    The logarithm of the averaged probabilities is returned as the logits (so losses and arg-maxes stay
+    meaningful).
     """
 
     dtype: torch.dtype | None = None
@@ -44,12 +57,14 @@ class Inference:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            logits = model(images).float()
-            if self.tta == "flip":
-                mirrored = model(images.flip(3)).float()
-                probs = (torch.softmax(logits, 1) + torch.softmax(mirrored, 1)) / 2
-                logits = probs.clamp_min(1e-12).log()
-        return logits
+            if self.tta == "none":
+                return model(images).float()
+            views = [images, images.flip(3)]
+            if self.tta == "flip+shift":
+                step = max(1, images.shape[-1] // 32)
+                views += [_shift(view, d, d) for view in views[:2] for d in (step, -step)]
+            probs = torch.stack([torch.softmax(model(view).float(), 1) for view in views]).mean(0)
+        return probs.clamp_min(1e-12).log()
 
 
 FP32 = Inference()  # plain fp32, no test-time augmentation: what `predict` does unless asked otherwise
@@ -94,6 +109,44 @@ class Prediction:
                         for lab, i, p in zip(self.labels, self.indices, self.probs)]}
 
 
+def expand_paths(inputs: list[str | Path]) -> list[str]:
+    """Files as given, folders as every image file below them (sorted), shell patterns expanded (`**` too).
+
+    A name that matches nothing stays in the list, so the caller reports it like any unreadable file.
+    """
+    found: list[str] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            found += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in text for ch in "*?[") and not path.exists():
+            matches = sorted(glob.glob(text, recursive=True))
+            found += [m for m in matches if Path(m).is_file()] or [text]
+        else:
+            found.append(text)
+    return found
+
+
+class _Decode(Dataset):
+    """Files -> (uint8 [C, H, W] or None, error or None), never raising, for batched prediction."""
+
+    def __init__(self, paths: list[str], predictor: Predictor):
+        self.paths, self.info = paths, predictor.info
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray | None, str | None]:
+        channels, height, width = self.info.input_size
+        try:
+            image = load_image(self.paths[index], channels=channels)
+        except BadImageError as exc:
+            return None, str(exc)
+        image = resize_for_model(image, (height, width), self.info.interpolation, self.info.crop_pct)
+        return image_to_array(image), None
+
+
 class Predictor:
     """Predict classes for arrays or image files with a trained model.
 
@@ -119,6 +172,11 @@ class Predictor:
         logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size, device=self.device)
         return torch.softmax(logits, dim=1).numpy()
 
+    def normalized(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, C, H, W] -> the float batch the model takes, on its device."""
+        normalize = Normalize(self.info.mean, self.info.std, 1.0 / 255.0, self.device)
+        return normalize(pixels.to(self.device))
+
     def read_file(self, path: str | Path) -> np.ndarray:
         """Load and resize an image file as the model expects: uint8 [C, H, W]."""
         channels, height, width = self.info.input_size
@@ -126,24 +184,34 @@ class Predictor:
         image = resize_for_model(image, (height, width), self.info.interpolation, self.info.crop_pct)
         return image_to_array(image)
 
-    def predict_files(self, paths: list[str | Path], topk: int = 5) -> list[Prediction]:
-        """Top-k predictions per file, in order; unreadable files get a Prediction with `error` set."""
+    def predict_files(self, paths: list[str | Path], topk: int = 5, workers: int | None = None) -> list[Prediction]:
+        """Top-k predictions per file, in order; unreadable files get a Prediction with `error` set.
+
+        Files are decoded in batches of `batch_size`, in worker processes when there are more than one
+        batch of them (`workers`, default one per core).
+        """
         topk = max(1, min(topk, self.info.num_classes))
-        results: list[Prediction] = [Prediction(source=str(p)) for p in paths]
-        readable: list[int] = []
-        arrays: list[np.ndarray] = []
-        for i, path in enumerate(paths):
-            try:
-                arrays.append(self.read_file(path))
-                readable.append(i)
-            except BadImageError as exc:
-                results[i].error = str(exc)
-        if arrays:
-            pixels = torch.from_numpy(np.stack(arrays))
-            logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size, device=self.device)
-            probs, indices = torch.softmax(logits, dim=1).topk(topk, dim=1)
-            for row, i in enumerate(readable):
-                results[i].indices = indices[row].tolist()
-                results[i].probs = probs[row].tolist()
-                results[i].labels = [self.info.class_names[j] for j in results[i].indices]
+        names = [str(p) for p in paths]
+        results = [Prediction(source=name) for name in names]
+        if not names:
+            return results
+        workers = (default_workers() if workers is None else workers) if len(names) > self.batch_size else 0
+        loader = DataLoader(_Decode(names, self), batch_size=self.batch_size, num_workers=workers,
+                            collate_fn=lambda items: items)
+        offset = 0
+        for chunk in loader:
+            good = [offset + i for i, (array, _) in enumerate(chunk) if array is not None]
+            for i, (_, error) in enumerate(chunk):
+                if error is not None:
+                    results[offset + i].error = error
+            if good:
+                pixels = torch.from_numpy(np.stack([chunk[i - offset][0] for i in good]))
+                logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size,
+                                        device=self.device)
+                probs, indices = torch.softmax(logits, dim=1).topk(topk, dim=1)
+                for row, i in enumerate(good):
+                    results[i].indices = indices[row].tolist()
+                    results[i].probs = probs[row].tolist()
+                    results[i].labels = [self.info.class_names[j] for j in results[i].indices]
+            offset += len(chunk)
         return results

@@ -11,7 +11,7 @@ import resnetlab
 from resnetlab.config import TrainConfig, load_config
 from resnetlab.data import BatchLoader, ImageSet
 from resnetlab.errors import ConfigError, ModelFileError
-from resnetlab.evaluate import EvalResult
+from resnetlab.evaluation import EvalResult
 from resnetlab.info import ModelInfo
 from resnetlab.training import precision as precision_module
 from resnetlab.training.ema import ModelEma

@@ -22,17 +22,25 @@ class ModelEma:
         for param in self.module.parameters():
             param.requires_grad_(False)
         self.decay, self.updates = decay, 0
+        self._pairs(model)
+
+    def _pairs(self, model: nn.Module) -> None:
+        """Match the averaged tensors to the model's once (state_dict() per step costs real time)."""
+        ema_state, state = self.module.state_dict(), model.state_dict()
+        self._source = model
+        self._floats = ([ema_state[k] for k, v in ema_state.items() if v.is_floating_point()],
+                        [state[k] for k, v in ema_state.items() if v.is_floating_point()])
+        self._others = [(ema_state[k], state[k]) for k, v in ema_state.items() if not v.is_floating_point()]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        if model is not self._source:
+            self._pairs(model)
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        ema_state, state = self.module.state_dict(), model.state_dict()
-        floats = [k for k, v in ema_state.items() if v.is_floating_point()]
-        torch._foreach_lerp_([ema_state[k] for k in floats], [state[k] for k in floats], 1.0 - decay)
-        for key, value in ema_state.items():
-            if not value.is_floating_point():
-                value.copy_(state[key])  # counters such as num_batches_tracked
+        torch._foreach_lerp_(self._floats[0], self._floats[1], 1.0 - decay)
+        for averaged, current in self._others:
+            averaged.copy_(current)  # counters such as num_batches_tracked
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()

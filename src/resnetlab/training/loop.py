@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from ..data.dataset import Split
 from ..data.loader import Batches
 from ..errors import UserError
-from ..evaluate import EvalResult, evaluate_model
+from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
 from ..predict import Inference
 from .distributed import Distributed, all_reduce_sum

@@ -31,7 +31,7 @@ from ..data.stats import pixel_mean
 from ..data.stream import FileLoader
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..evaluate import EvalResult, evaluate_model
+from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
 from ..predict import Inference
 from ..registry import create_model

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import EMA_KEY, load_checkpoint, save_checkpoint
 from ..errors import ModelFileError
 from .loop import EpochMetrics, LoopState, Trainer
 
-EMA_PREFIX = "ema."
+EMA_PREFIX = EMA_KEY
 
 
 def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

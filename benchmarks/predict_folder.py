@@ -1,0 +1,63 @@
+"""Prediction over a folder of image files: batched (and decoded in worker processes) vs one at a time.
+
+    python benchmarks/predict_folder.py MODEL_FILE [--images 1000] [--data-dir ../shared/data/cifar10]
+
+Writes CIFAR-10 test images as JPEG files into a temporary folder, then predicts them all with
+`Predictor.predict_files` (what `resnetlab predict FOLDER` does) and with one call per file (what a
+loop over `predict IMAGE` does), and reports images/s of each (median of 3 passes) and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from resnetlab.data import load_dataset
+from resnetlab.predict import Predictor, expand_paths
+
+from common import SHARED_DATA, write_report
+
+
+def timed(function, count: int, repeats: int = 3) -> list[float]:
+    function()  # warm-up: worker start, oneDNN kernels
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        rates.append(count / (time.perf_counter() - started))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a model file trained on CIFAR-10-sized images")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--data-dir", default=str(SHARED_DATA / "cifar10"))
+    parser.add_argument("--out", default="benchmarks/results/predict_folder.json")
+    args = parser.parse_args()
+    test = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False).test
+    predictor = Predictor.from_file(args.model, device="cpu", batch_size=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(args.images):
+            Image.fromarray(test.images[index].permute(1, 2, 0).numpy()).save(Path(tmp) / f"{index:05d}.jpg",
+                                                                               quality=90)
+        paths = expand_paths([tmp])
+        batched = timed(lambda: predictor.predict_files(paths), len(paths))
+        single_paths = paths[: max(50, len(paths) // 10)]  # one at a time is slow: a tenth of the files
+        single = timed(lambda: [predictor.predict_files([p], workers=0) for p in single_paths], len(single_paths))
+    report = {"benchmark": "predict_folder", "model": args.model, "images": len(paths),
+              "batched_images_per_s": statistics.median(batched), "batched_runs": batched,
+              "single_images_per_s": statistics.median(single), "single_runs": single}
+    report["ratio"] = report["batched_images_per_s"] / report["single_images_per_s"]
+    print(f"folder of {len(paths)} JPEGs: batched {report['batched_images_per_s']:,.0f} images/s, "
+          f"one at a time {report['single_images_per_s']:,.0f} images/s: {report['ratio']:.1f}x")
+    write_report(report, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Evaluation reports: the numbers, the plots and the predictions of a model on a labelled set, as a
+folder a person can open (report.html is self-contained) and a program can read (metrics.json, CSV)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plots
+from .atomic import atomic_write
+from .evaluation import ECE_BINS, EvalResult
+from .info import ModelInfo
+
+PLOTS = {"confusion_matrix.png": "Confusion matrix (counts)",
+         "confusion_matrix_normalized.png": "Confusion matrix (each row as shares of its class)",
+         "reliability.png": "Reliability diagram", "per_class_accuracy.png": "Accuracy per class",
+         "top_losses.png": "Top losses: the test images the model got most wrong"}
+
+
+@dataclass
+class EvaluationReport:
+    """An EvalResult with what it was measured on; `write(folder)` produces the report folder.
+
+    sources: per sample, the image file or "index N" of an in-memory set.
+    image: returns sample i as uint8 [H, W, C] for the top-losses grid.
+    """
+
+    result: EvalResult
+    info: ModelInfo
+    model: str
+    data: str
+    split: str
+    tta: str
+    weights: str  # which weights were evaluated: "model" or "EMA"
+    sources: list[str]
+    image: Callable[[int], np.ndarray]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return self.result.accuracy
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data, "split": self.split, "tta": self.tta,
+                "weights": self.weights, **self.extra, **self.result.to_dict(),
+                "most_confused": [{"true": t, "predicted": p, "images": n} for t, p, n in self.result.most_confused()]}
+
+    def write(self, folder: str | Path, top_losses: int = 16) -> Path:
+        """Write metrics.json, predictions.csv, the plots, report.md and report.html into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        r = self.result
+        summary = self.summary()
+        atomic_write(folder / "metrics.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+        self._write_predictions(folder / "predictions.csv")
+        plots.confusion_matrix(r.confusion, r.class_names, folder / "confusion_matrix.png", normalize=False)
+        plots.confusion_matrix(r.confusion, r.class_names, folder / "confusion_matrix_normalized.png", normalize=True)
+        plots.reliability_diagram(r.probs, r.labels, folder / "reliability.png", bins=ECE_BINS, ece=r.ece)
+        plots.per_class_accuracy(r.class_names, list(r.per_class_accuracy.values()), folder / "per_class_accuracy.png")
+        worst = r.top_losses(top_losses)
+        captions = [f"true: {r.class_names[r.labels[i]]}\npred: {r.class_names[r.predictions[i]]} "
+                    f"({r.probs[i].max():.2f})\nloss {r.sample_losses[i]:.2f}" for i in worst]
+        plots.image_grid([self.image(int(i)) for i in worst], captions, folder / "top_losses.png")
+        markdown = self._markdown(summary)
+        atomic_write(folder / "report.md", lambda tmp: tmp.write_text(markdown))
+        page = self._html(summary, folder)
+        atomic_write(folder / "report.html", lambda tmp: tmp.write_text(page))
+        return folder
+
+    def _write_predictions(self, path: Path) -> None:
+        r = self.result
+        k = min(5, len(r.class_names))
+        order = np.argsort(-r.probs, axis=1)[:, :k]
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["source", "true", "predicted", "probability", f"top{k}"])
+                for i, source in enumerate(self.sources):
+                    top = ";".join(f"{r.class_names[j]}:{r.probs[i, j]:.4f}" for j in order[i])
+                    writer.writerow([source, r.class_names[r.labels[i]], r.class_names[order[i, 0]],
+                                     f"{r.probs[i, order[i, 0]]:.4f}", top])
+
+        atomic_write(path, write)
+
+    def _tables(self, summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+        """(title, header, rows) of every table, shared by the Markdown and HTML versions."""
+        r = self.result
+        overview = [["top-1 accuracy", f"{r.accuracy:.2%}"], [f"top-{min(5, len(r.class_names))} accuracy",
+                                                              f"{r.top5:.2%}"],
+                    ["loss (cross-entropy)", f"{r.loss:.4f}"], ["expected calibration error", f"{r.ece:.4f}"],
+                    ["images", f"{r.num_samples:,}"]]
+        for kind in ("macro", "weighted"):
+            values = summary[kind]
+            overview.append([f"{kind} precision / recall / F1",
+                             f"{values['precision']:.3f} / {values['recall']:.3f} / {values['f1']:.3f}"])
+
+        def cell(value: float) -> str:
+            return "-" if np.isnan(value) else f"{value:.3f}"
+
+        per_class = [[name, cell(p), cell(rc), cell(f), str(int(n))]
+                     for name, p, rc, f, n in zip(r.class_names, r.precision, r.recall, r.f1, r.support)]
+        confused = [[t, p, str(n)] for t, p, n in r.most_confused()]
+        return [("Summary", ["metric", "value"], overview),
+                ("Most confused pairs", ["true class", "predicted as", "images"], confused),
+                ("Per class", ["class", "precision", "recall", "F1", "support"], per_class)]
+
+    def _heading(self) -> str:
+        return (f"{self.model} on {self.data} ({self.split} split, {self.result.num_samples:,} images; "
+                f"{self.weights} weights; TTA: {self.tta})")
+
+    def _markdown(self, summary: dict[str, Any]) -> str:
+        lines = ["# Evaluation report", "", self._heading(), ""]
+        for title, header, rows in self._tables(summary):
+            lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
+            lines.append("")
+        for name, caption in PLOTS.items():
+            lines += [f"## {caption}", "", f"![{caption}]({name})", ""]
+        lines.append("Per-image predictions: [predictions.csv](predictions.csv); all numbers: "
+                     "[metrics.json](metrics.json).")
+        return "\n".join(lines) + "\n"
+
+    def _html(self, summary: dict[str, Any], folder: Path) -> str:
+        parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>",
+                 "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}",
+                 "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;"
+                 "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}",
+                 "img{max-width:100%;border:1px solid #eee}</style></head><body>",
+                 "<h1>Evaluation report</h1>", f"<p>{html.escape(self._heading())}</p>"]
+        for title, header, rows in self._tables(summary):
+            parts.append(f"<h2>{html.escape(title)}</h2><table><tr>"
+                         + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
+            parts.append("</table>")
+        for name, caption in PLOTS.items():
+            encoded = base64.b64encode((folder / name).read_bytes()).decode()
+            parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
+                         f"src='data:image/png;base64,{encoded}'>")
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+
+def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
+             tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
+             ema: bool = True) -> EvaluationReport:
+    """Evaluate a model file on a dataset split; return the report (`.write(folder)` for the folder).
+
+    Args:
+        data: dataset name or path; default the one the model was trained on (with its data_dir and
+            validation split, so split="val" is that run's own validation set).
+        tta: none | flip | flip+shift (test-time augmentation).
+        ema: use a training checkpoint's EMA weights when it has them.
+    """
+    from .checkpoint import load_model
+    from .data.dataset import ImageFiles
+    from .data.images import image_to_array, load_image, resize_for_model
+    from .data.sources import load_dataset
+    from .device import resolve_device
+    from .errors import ConfigError
+    from .evaluation import evaluate_model
+    from .predict import Inference
+
+    device_ = resolve_device(device)
+    network, info = load_model(model, device_, ema=ema)
+    trained_on = info.training.get("config", {}).get("data", {})
+    name = data or info.training.get("dataset")
+    if not name:
+        raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
+    same = name == trained_on.get("name")
+    dataset = load_dataset(name, data_dir=data_dir or (trained_on.get("data_dir") if same else None),
+                           val_fraction=trained_on.get("val_fraction") if same else None,
+                           img_size=info.input_size[1], channels=info.input_size[0], workers=workers)
+    if dataset.class_names != info.class_names:
+        raise ConfigError(f"{name} has classes {dataset.class_names[:5]}... but the model was trained on "
+                          f"{info.class_names[:5]}...; evaluate it on data with the same classes")
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"split must be train, val or test, got {split!r}")
+    part = dataset.split(split)
+    result = evaluate_model(network, part, info, batch_size=batch_size, device=device_, workers=workers,
+                            inference=Inference(tta=tta))
+    if isinstance(part, ImageFiles):
+        sources = list(part.paths)
+        channels, height, width = info.input_size
+
+        def image(i: int) -> np.ndarray:
+            picture = resize_for_model(load_image(part.paths[i], channels), (height, width), info.interpolation,
+                                       info.crop_pct)
+            return image_to_array(picture).transpose(1, 2, 0)
+    else:
+        sources = [f"index {i}" for i in range(len(part))]
+
+        def image(i: int) -> np.ndarray:
+            pixels = part.images[i].permute(1, 2, 0).numpy()
+            return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
+    weights = "EMA" if info.training.get("weights") == "ema" else "model"
+    return EvaluationReport(result, info, str(model), str(name), split, tta, weights, sources, image)
