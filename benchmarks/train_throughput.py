@@ -39,7 +39,7 @@ from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.info import ModelInfo
 from resnetlab.models.summary import count_flops
 from resnetlab.training.loop import Trainer
-from resnetlab.training.run import build_train_loader
+from resnetlab.training.run import build_train_loader, load_run_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED_DATA, write_report  # noqa: E402
@@ -114,35 +114,30 @@ def baseline_steps(model_name: str, options: dict, loader: DataLoader):
     return step
 
 
-def resnetlab_steps(model_name: str, options: dict, data_overrides: dict, batch: int):
-    """resnetlab's Trainer with its defaults, one optimizer step per call."""
+def resnetlab_rates(model_name: str, options: dict, data_overrides: dict, batch: int, warmup: int, steps: int,
+                    repeats: int = 3) -> tuple[list[float], str]:
+    """images/s of `repeats` windows of `steps` optimizer steps of resnetlab's real training loop."""
     config = load_config(overrides={"model": model_name, "batch_size": batch, "lr": 0.05, **data_overrides})
-    from resnetlab.training.run import load_run_data
-
     data = load_run_data(config)
     channels, height, width = data.image_shape
     model = resnetlab.create_model(model_name, num_classes=len(data.class_names), in_chans=channels, **options)
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
                      mean=data.mean, std=data.std)
     trainer = Trainer(model, info, build_train_loader(data, config, torch.device("cpu")), config.train)
-    trainer.cfg.epochs = 10**6
+    stamps: list[float] = []
+    total = warmup + steps * repeats
 
-    steps_left = [0]
+    def stamp(t: Trainer) -> None:  # after every optimizer step of one uninterrupted pass
+        stamps.append(time.perf_counter())
+        if len(stamps) == total + 1:
+            t.stop.request("measured")
 
-    def stop_after(t: Trainer) -> None:
-        steps_left[0] -= 1
-        if steps_left[0] == 0:
-            t.stop.request("window done")
-
-    trainer.step_callbacks.append(stop_after)
-
-    def step() -> None:  # run exactly one optimizer step of the real loop
-        steps_left[0] = 1
-        trainer.stop.reason = None
+    trainer.step_callbacks.append(stamp)
+    while len(stamps) <= total:
         if trainer.train_epoch():
             trainer.finish_epoch()
-
-    return step, trainer.precision.name
+    rates = [batch * steps / (stamps[warmup + (w + 1) * steps] - stamps[warmup + w * steps]) for w in range(repeats)]
+    return rates, trainer.precision.name
 
 
 def jpeg_folder(root: Path, count: int = 256) -> tuple[list[str], list[int]]:
@@ -194,8 +189,7 @@ def main() -> None:
                 meta = resnetlab.create_model(name, num_classes=10, **options)
             step_flops = 3 * count_flops(meta, (3, size, size))  # forward + backward (2x forward) per image
             base = windows(baseline_steps(name, options, base_loader), batch, 2, steps)
-            ours_step, precision = resnetlab_steps(name, options, data_overrides, batch)
-            ours = windows(ours_step, batch, 2, steps)
+            ours, precision = resnetlab_rates(name, options, data_overrides, batch, 2, steps)
             row = {"model": name, "options": options, "input": size, "batch_size": batch,
                    "baseline_images_per_s": statistics.median(base), "baseline_runs": base,
                    "resnetlab_images_per_s": statistics.median(ours), "resnetlab_runs": ours,
