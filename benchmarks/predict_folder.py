@@ -38,10 +38,11 @@ def main() -> None:
     parser.add_argument("model", help="a model file trained on CIFAR-10-sized images")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--data-dir", default=str(SHARED_DATA / "cifar10"))
+    parser.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | openvino")
     parser.add_argument("--out", default="benchmarks/results/predict_folder.json")
     args = parser.parse_args()
     test = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False).test
-    predictor = Predictor.from_file(args.model, device="cpu", batch_size=64)
+    predictor = Predictor.from_file(args.model, device="cpu", batch_size=64, backend=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.images):
             Image.fromarray(test.images[index].permute(1, 2, 0).numpy()).save(Path(tmp) / f"{index:05d}.jpg",
@@ -51,10 +52,12 @@ def main() -> None:
         single_paths = paths[: max(50, len(paths) // 10)]  # one at a time is slow: a tenth of the files
         single = timed(lambda: [predictor.predict_files([p], workers=0) for p in single_paths], len(single_paths))
     report = {"benchmark": "predict_folder", "model": args.model, "images": len(paths),
+              "backend": predictor.runner.extra_repr() if hasattr(predictor.runner, "backend") else "torch",
               "batched_images_per_s": statistics.median(batched), "batched_runs": batched,
               "single_images_per_s": statistics.median(single), "single_runs": single}
     report["ratio"] = report["batched_images_per_s"] / report["single_images_per_s"]
-    print(f"folder of {len(paths)} JPEGs: batched {report['batched_images_per_s']:,.0f} images/s, "
+    print(f"backend {report['backend']}; folder of {len(paths)} JPEGs: "
+          f"batched {report['batched_images_per_s']:,.0f} images/s, "
           f"one at a time {report['single_images_per_s']:,.0f} images/s: {report['ratio']:.1f}x")
     write_report(report, args.out)
 

@@ -176,7 +176,7 @@ def _info_from(path: Path, metadata: dict[str, str]) -> ModelInfo:
         raise ModelFileError(f"{path} has unreadable resnetlab metadata ({exc})") from None
 
 
-def _check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Raise ModelFileError unless the tensors fit `model`; return them in the model's dtypes.
 
     Floating tensors of another precision (a model saved after .half()) are converted; a
@@ -217,7 +217,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, ema: boo
     with torch.device("meta"):
         model = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
                              **info.arch.options)
-    tensors = _check_tensors(path, model, tensors)
+    tensors = check_tensors(path, model, tensors)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device).eval(), info
 
@@ -231,7 +231,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         raise ModelFileError(f"{path} is a model file, not a training checkpoint (no optimizer state)")
     state = json.loads(metadata[TRAIN_META_KEY])
     model_tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
-    model.load_state_dict(_check_tensors(path, model, model_tensors), strict=True)
+    model.load_state_dict(check_tensors(path, model, model_tensors), strict=True)
     opt_json = state.pop("optimizer")
     if optimizer is not None:
         slots: dict[int, dict[str, Any]] = {}

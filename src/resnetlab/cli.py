@@ -111,13 +111,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
                              "batch_size": "batch_size", "workers": "workers", "tta": "tta", "out": "out",
-                             "ema": "ema"}, args)
+                             "ema": "ema", "backend": "backend", "precision": "precision"}, args)
     from .config import coerce
 
     report = evaluate(args.model, args.data, split=args.split, data_dir=args.data_dir, tta=args.tta,
                       batch_size=_count("batch_size", args.batch_size, 1), device=args.device,
                       workers=None if args.workers is None else _count("workers", args.workers, 0),
-                      ema=coerce("ema", args.ema, bool))
+                      ema=coerce("ema", args.ema, bool), backend=args.backend, precision=args.precision)
     folder = None
     if not args.no_report:
         default = Path(args.model).parent / f"eval-{Path(report.data).name}-{args.split}"
@@ -127,7 +127,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({**report.summary(), "report": str(folder) if folder else None}))
         return 0
     print(f"model: {args.model} ({report.weights} weights)\ndata:  {report.data}, {args.split} split, "
-          f"{result.num_samples} images, TTA {args.tta}")
+          f"{result.num_samples} images, TTA {args.tta}\nrun:   {report.extra['backend']} {args.precision}")
+    if "accuracy_change" in report.extra:
+        print(f"{args.precision} accuracy {result.accuracy:.2%} against fp32 {report.extra['fp32_accuracy']:.2%}: "
+              f"{100 * report.extra['accuracy_change']:+.2f} points")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -159,7 +162,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .predict import Predictor, expand_paths
 
-    predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1))
+    predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1),
+                                    backend=args.backend, precision=args.precision)
     paths = expand_paths(args.images)
     predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=args.workers)
     failures = [p for p in predictions if p.error]
@@ -300,6 +304,71 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    _key_values(args.extra, {"format": "format", "out": "out", "opset": "opset", "normalize": "normalize",
+                             "exporter": "exporter"}, args)
+    if args.format == "torchvision":
+        from .interop import export_state_dict
+
+        out = export_state_dict(args.model, args.out or Path(args.model).with_suffix(".pth"))
+        print(f"wrote {out}: a plain state dict that torchvision/timm load with strict=True (torch.load weights_only)")
+        return 0
+    from .export import export_file
+
+    options = {"normalize": args.normalize}
+    if args.format == "onnx":
+        options.update(opset=_count("opset", args.opset, 17), exporter=args.exporter)
+    report = export_file(args.model, args.format, args.out, **options)
+    print(f"wrote {report.summary()}")
+    return 0
+
+
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    from .interop import import_weights
+
+    _key_values(args.extra, {"arch": "arch", "out": "out", "img_size": "img_size", "classes": "classes"}, args)
+    if not args.arch:
+        raise ConfigError("give the architecture the weights are for: arch=resnet50 (see `resnetlab models`)")
+    names = None
+    if args.classes:
+        names = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    out = args.out or Path(args.file).with_suffix(".safetensors").name
+    path, info = import_weights(args.file, args.arch, out, class_names=names,
+                                img_size=_count("img_size", args.img_size, 8))
+    print(f"wrote {path}: {info.arch.name}, {info.num_classes} classes, input {info.input_size}, "
+          f"resize {round(info.input_size[1] / info.crop_pct)} + center crop, mean {info.mean} std {info.std}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _key_values(args.extra, {"host": "host", "port": "port", "backend": "backend", "precision": "precision",
+                             "max_batch_size": "max_batch_size", "max_wait_ms": "max_wait_ms",
+                             "max_body_mb": "max_body_mb", "max_pixels": "max_pixels", "timeout_s": "timeout_s",
+                             "device": "device"}, args)
+    try:
+        from .serve import ServeConfig, serve
+    except ImportError as exc:
+        raise ConfigError(f"serving needs FastAPI and uvicorn ({exc.name} is missing): "
+                          f"pip install 'resnetlab[serve]'") from None
+    from .config import coerce
+
+    config = ServeConfig(host=args.host, port=_count("port", args.port, 0),
+                         max_batch_size=_count("max_batch_size", args.max_batch_size, 1),
+                         max_wait_ms=coerce("max_wait_ms", args.max_wait_ms, float),
+                         max_body_mb=coerce("max_body_mb", args.max_body_mb, float),
+                         max_pixels=_count("max_pixels", args.max_pixels, 1),
+                         timeout_s=coerce("timeout_s", args.timeout_s, float),
+                         backend=args.backend, precision=args.precision, device=args.device)
+    serve(args.model, config)
+    return 0
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto",
+                   help="auto (fastest fp32 on this machine, measured once) | torch | onnxruntime | openvino")
+    p.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (reduced precision only when asked)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resnetlab", description="Residual networks for image classification.")
     parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
@@ -331,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="report folder (default: next to the model, eval-DATA-SPLIT)")
     p.add_argument("--no-report", dest="no_report", action="store_true", help="print the numbers only")
     p.add_argument("--ema", default="true", help="use a training checkpoint's EMA weights when it has them")
+    _backend_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for image files, folders (recursive) and globs")
@@ -343,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", default=64)
     p.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     p.add_argument("--device", default="auto")
+    _backend_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", help="Grad-CAM heat maps: where the evidence for the class is")
@@ -352,6 +423,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the PNG overlays (default: next to the model, explain/)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("export", help="ONNX or TorchScript file verified against PyTorch, or a torchvision state dict")
+    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("extra", nargs="*", help="format=onnx|torchscript|torchvision out=FILE opset=17 normalize=baked")
+    p.add_argument("--format", default="onnx", help="onnx | torchscript | torchvision (.pth state dict)")
+    p.add_argument("--out", default=None, help="output file (default: the model's name with .onnx/.pt/.pth)")
+    p.add_argument("--opset", default=17, help="ONNX opset (17 or newer)")
+    p.add_argument("--normalize", default="baked",
+                   help="baked: the file takes 0..1 pixels | metadata: it takes normalized ones (mean/std in metadata)")
+    p.add_argument("--exporter", default="torchscript", help="ONNX exporter: torchscript | dynamo")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import-weights", help="torchvision/timm ResNet weights (.pth, .safetensors) -> a model file")
+    p.add_argument("file", help="state dict file (.pth is read with weights_only=True)")
+    p.add_argument("extra", nargs="*", help="arch=resnet50 out=FILE img_size=224 classes=names.txt")
+    p.add_argument("--arch", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--img-size", dest="img_size", default=224)
+    p.add_argument("--classes", default=None, help="text file, one class name per line (default: ImageNet's)")
+    p.set_defaults(func=cmd_import_weights)
+
+    p = sub.add_parser("serve", help="HTTP server with a web page: POST /v1/predict, /v1/predict/batch")
+    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=5 ...")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", default=8000)
+    p.add_argument("--max-batch-size", dest="max_batch_size", default=32, help="micro-batch size limit")
+    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=5.0, help="longest wait to fill a micro-batch")
+    p.add_argument("--max-body-mb", dest="max_body_mb", default=10.0, help="largest request body")
+    p.add_argument("--max-pixels", dest="max_pixels", default=40_000_000, help="largest image (width x height)")
+    p.add_argument("--timeout-s", dest="timeout_s", default=30.0, help="request timeout")
+    p.add_argument("--device", default="auto")
+    _backend_options(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list the registered architectures")
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")

@@ -14,7 +14,7 @@ from .data.dataset import ImageFiles, ImageSet, Split
 from .data.stream import FileLoader
 from .errors import DataError
 from .info import ModelInfo
-from .predict import FP32, Inference, batched_logits
+from .predict import FP32, Inference, batched_logits, model_device
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017, "On Calibration of Modern Neural Networks")
 
@@ -151,7 +151,7 @@ def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_si
                 device: torch.device | str | None = None, workers: int | None = None,
                 inference: Inference = FP32) -> torch.Tensor:
     """Logits float32 [N, K] for image files, decoded with the model file's evaluation transform."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     loader = FileLoader(data, batch_size, input_size=info.input_size, mean=info.mean, std=info.std, device=device,
                         interpolation=info.interpolation, crop_pct=info.crop_pct, workers=workers)
     was_training = model.training

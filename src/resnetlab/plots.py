@@ -148,7 +148,7 @@ def image_grid(images: Sequence, titles: Sequence[str], path: str | Path, *, col
     """Images (uint8 [H, W, C] or [H, W]) in a grid, each with a caption; small images stay pixel-sharp."""
     plt = _pyplot()
     rows = max(1, -(-len(images) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.6, rows * 2.9), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.6, rows * 3.1), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, image, caption in zip(axes.flat, images, titles):
@@ -157,7 +157,7 @@ def image_grid(images: Sequence, titles: Sequence[str], path: str | Path, *, col
         axis.set_title(caption, fontsize=8)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(h_pad=1.5)  # room for three-line captions between rows
     return _save(figure, path)
 
 

@@ -22,6 +22,7 @@ from .data.images import IMAGE_SUFFIXES, BadImageError, image_to_array, load_ima
 from .data.loader import Normalize
 from .data.scan import default_workers
 from .device import resolve_device
+from .errors import ConfigError
 from .info import ModelInfo
 
 TTA_MODES = ("none", "flip", "flip+shift")
@@ -67,6 +68,12 @@ class Inference:
         return probs.clamp_min(1e-12).log()
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's weights are; the CPU for a parameterless one (an ONNX Runtime or OpenVINO runner)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 FP32 = Inference()  # plain fp32, no test-time augmentation: what `predict` does unless asked otherwise
 
 
@@ -74,7 +81,7 @@ FP32 = Inference()  # plain fp32, no test-time augmentation: what `predict` does
 def batched_logits(model: nn.Module, images: torch.Tensor, info: ModelInfo, *, batch_size: int = 256,
                    device: torch.device | str | None = None, inference: Inference = FP32) -> torch.Tensor:
     """Run `model` over images uint8 or float [N, C, H, W] in batches; return float32 logits [N, K] on the CPU."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
     normalize = Normalize(info.mean, info.std, scale, device)
     was_training = model.training
@@ -155,22 +162,45 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, *, device: str | torch.device = "auto",
-                 batch_size: int = 64):
+                 batch_size: int = 64, backend: str = "auto", precision: str = "fp32",
+                 calibration: Any = None):
+        from .inference import BACKENDS, PRECISIONS
+
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.info = info
         self.batch_size = batch_size
+        self.backend, self.precision, self.calibration = backend, precision, calibration
+        self._runner: nn.Module | None = None
 
     @classmethod
-    def from_file(cls, path: str | Path, *, device: str | torch.device = "auto", batch_size: int = 64) -> Predictor:
+    def from_file(cls, path: str | Path, *, device: str | torch.device = "auto", batch_size: int = 64,
+                  backend: str = "auto", precision: str = "fp32") -> Predictor:
         model, info = load_model(path)
-        return cls(model, info, device=device, batch_size=batch_size)
+        return cls(model, info, device=device, batch_size=batch_size, backend=backend, precision=precision)
+
+    @property
+    def runner(self) -> nn.Module:
+        """What computes the logits: the fastest fp32 CPU backend by default (chosen on first use, cached)."""
+        if self._runner is None:
+            from .inference import runner
+
+            self._runner = runner(self.model, self.info, self.device, backend=self.backend,
+                                  precision=self.precision, calibration=self.calibration)
+        return self._runner
+
+    def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Logits float32 [N, K] for uint8 or 0..1 float images [N, C, H, W]."""
+        return batched_logits(self.runner, pixels, self.info, batch_size=self.batch_size, device=self.device)
 
     def predict_proba(self, images: Any) -> np.ndarray:
         """Class probabilities float32 [N, K] for images as accepted by `images_to_tensor`."""
         pixels = images_to_tensor(images, expected=self.info.input_size, name="images")
-        logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size, device=self.device)
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(self.logits(pixels), dim=1).numpy()
 
     def normalized(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 [N, C, H, W] -> the float batch the model takes, on its device."""
@@ -206,8 +236,7 @@ class Predictor:
                     results[offset + i].error = error
             if good:
                 pixels = torch.from_numpy(np.stack([chunk[i - offset][0] for i in good]))
-                logits = batched_logits(self.model, pixels, self.info, batch_size=self.batch_size,
-                                        device=self.device)
+                logits = self.logits(pixels)
                 probs, indices = torch.softmax(logits, dim=1).topk(topk, dim=1)
                 for row, i in enumerate(good):
                     results[i].indices = indices[row].tolist()

@@ -151,13 +151,16 @@ class EvaluationReport:
 
 def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
              tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
-             ema: bool = True) -> EvaluationReport:
+             ema: bool = True, backend: str = "auto", precision: str = "fp32") -> EvaluationReport:
     """Evaluate a model file on a dataset split; return the report (`.write(folder)` for the folder).
 
     Args:
         data: dataset name or path; default the one the model was trained on (with its data_dir and
             validation split, so split="val" is that run's own validation set).
         tta: none | flip | flip+shift (test-time augmentation).
+        backend: auto (the fastest fp32 CPU backend) | torch | onnxruntime | openvino.
+        precision: fp32 | bf16 | int8 (int8 calibrates on the dataset's training images); reduced
+            precision also evaluates fp32 and records both and the change in `extra`.
         ema: use a training checkpoint's EMA weights when it has them.
     """
     from .checkpoint import load_model
@@ -167,6 +170,8 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     from .device import resolve_device
     from .errors import ConfigError
     from .evaluation import evaluate_model
+    from .export import split_images
+    from .inference import CALIBRATION_IMAGES, runner
     from .predict import Inference
 
     device_ = resolve_device(device)
@@ -185,8 +190,16 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got {split!r}")
     part = dataset.split(split)
-    result = evaluate_model(network, part, info, batch_size=batch_size, device=device_, workers=workers,
+    run = runner(network, info, device_, backend=backend, precision=precision,
+                 calibration=lambda: split_images(dataset.train, info, CALIBRATION_IMAGES))
+    result = evaluate_model(run, part, info, batch_size=batch_size, device=device_, workers=workers,
                             inference=Inference(tta=tta))
+    extra: dict[str, Any] = {"backend": getattr(getattr(run, "backend", None), "name", "torch"),
+                             "precision": precision}
+    if precision != "fp32":  # reduced precision is never silent: measure what it costs
+        reference = evaluate_model(network, part, info, batch_size=batch_size, device=device_, workers=workers,
+                                   inference=Inference(tta=tta))
+        extra.update(fp32_accuracy=reference.accuracy, accuracy_change=result.accuracy - reference.accuracy)
     if isinstance(part, ImageFiles):
         sources = list(part.paths)
         channels, height, width = info.input_size
@@ -202,4 +215,4 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
             pixels = part.images[i].permute(1, 2, 0).numpy()
             return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
     weights = "EMA" if info.training.get("weights") == "ema" else "model"
-    return EvaluationReport(result, info, str(model), str(name), split, tta, weights, sources, image)
+    return EvaluationReport(result, info, str(model), str(name), split, tta, weights, sources, image, extra)

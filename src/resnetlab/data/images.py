@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -34,33 +35,40 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round().astype(np.uint8), mode="L")
 
 
-def load_image(path: str | Path, channels: int = 3) -> Image.Image:
-    """Open an image as "L" (channels=1) or "RGB" (channels=3), upright per its EXIF orientation.
+def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Open an image (a file, or its bytes) as "L" (channels=1) or "RGB" (channels=3), upright per EXIF.
 
-    Raises BadImageError naming the file for missing, empty, truncated, non-image or oversized files.
+    Raises BadImageError naming the file (or `name` for bytes) for missing, empty, truncated,
+    non-image or oversized (over `max_pixels`, width x height; default MAX_PIXELS) images.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BadImageError(f"{path}: empty file (0 bytes)")
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(path, bytes):
+        label, source, size = name or "upload", io.BytesIO(path), len(path)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise BadImageError(f"{path}: no such file")
+        label, source, size = str(path), path, path.stat().st_size
+    if size == 0:
+        raise BadImageError(f"{label}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                if opened.width * opened.height > MAX_PIXELS:
-                    raise BadImageError(f"{path}: {opened.width}x{opened.height} pixels exceeds the limit of "
-                                        f"{MAX_PIXELS:,} (a decompression bomb?)")
+            with Image.open(source) as opened:
+                if opened.width * opened.height > max_pixels:
+                    raise BadImageError(f"{label}: {opened.width}x{opened.height} pixels exceeds the limit of "
+                                        f"{max_pixels:,} (a decompression bomb?)")
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except BadImageError:
         raise
     except UnidentifiedImageError:
-        raise BadImageError(f"{path}: not an image Pillow can read") from None
+        raise BadImageError(f"{label}: not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{path}: too many pixels ({exc})") from None
+        raise BadImageError(f"{label}: too many pixels ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(f"{path}: truncated or corrupt image ({exc})") from None
+        raise BadImageError(f"{label}: truncated or corrupt image ({exc})") from None
     mode = image.mode
     image.info["source_mode"] = mode  # kept through the conversions below, for scans and reports
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):

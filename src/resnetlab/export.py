@@ -1,0 +1,267 @@
+"""Export a model file to ONNX or TorchScript, every export verified against PyTorch.
+
+The exported graph takes float32 images [N, C, H, W] in 0..1 with any batch size N (normalization is
+baked in unless asked otherwise) and returns logits [N, K]. BatchNorm is folded into the convolution
+before it (post-activation nets). The class names, preprocessing and provenance travel in the file's
+metadata. After writing, the export is run (onnxruntime for ONNX) on random images at two batch
+sizes and on real ones, and compared with the PyTorch model in fp32: a max absolute logit difference
+above 1e-4 or a different top-1 class deletes the file and raises ExportError.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .atomic import atomic_write
+from .data.loader import Normalize
+from .errors import UserError
+from .info import ModelInfo
+
+FORMATS = ("onnx", "torchscript")
+TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model, fp32
+
+
+class ExportError(UserError):
+    """An export disagrees with the PyTorch model, or cannot be produced."""
+
+
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """Fold an eval-mode BatchNorm into the convolution before it (in place)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    conv.weight.data = conv.weight.data * scale.reshape(-1, 1, 1, 1)
+    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of `model` in eval mode with every conv -> BatchNorm pair merged into one convolution.
+
+    Pre-activation blocks (BatchNorm -> ReLU -> conv) cannot be folded and are left as they are.
+    """
+    folded = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for module in folded.modules():
+            pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
+            if getattr(module, "preact", False) and not hasattr(module, "stem_norm"):
+                pairs = [("conv1", "bn2"), ("conv2", "bn3")]  # pre-activation block: bn1 precedes conv1
+            elif hasattr(module, "stem_norm") and not module.stem_norm:
+                pairs = []  # a pre-activation net's bare stem convolution
+            for conv_name, norm_name in pairs:
+                conv, norm = getattr(module, conv_name, None), getattr(module, norm_name, None)
+                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                    _fold(conv, norm)
+                    setattr(module, norm_name, nn.Identity())
+            if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[0], nn.Conv2d) \
+                    and isinstance(module[1], nn.BatchNorm2d):  # a projection shortcut
+                _fold(module[0], module[1])
+                module[1] = nn.Identity()
+    return folded
+
+
+class Preprocessed(nn.Module):
+    """Images float [N, C, H, W] in 0..1 -> normalized as in training -> the model's logits."""
+
+    def __init__(self, model: nn.Module, info: ModelInfo):
+        super().__init__()
+        self.model = model
+        normalize = Normalize(info.mean, info.std, 1.0, torch.device("cpu"))
+        self.register_buffer("mul", normalize.mul)
+        self.register_buffer("add", normalize.add)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images * self.mul + self.add)
+
+
+def export_metadata(info: ModelInfo, normalize: str) -> dict[str, str]:
+    """Everything a consumer needs, as strings (ONNX metadata_props, TorchScript extra files)."""
+    preprocessing = {"input": "float32 [N, C, H, W], RGB (or gray) scaled to 0..1",
+                     "normalization": "baked in" if normalize == "baked" else "apply (x - mean) / std first",
+                     "mean": info.mean, "std": info.std, "input_size": list(info.input_size),
+                     "interpolation": info.interpolation, "crop_pct": info.crop_pct}
+    return {"resnetlab": json.dumps(info.to_dict()), "class_names": json.dumps(info.class_names),
+            "preprocessing": json.dumps(preprocessing), "producer": f"resnetlab {__version__}"}
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    format: str
+    max_abs_diff: float  # over every check
+    batches_checked: list[int]
+    top1_agreement: float  # share of images with the same top-1 class
+
+    def summary(self) -> str:
+        return (f"{self.format} export {self.path}: max |logit diff| {self.max_abs_diff:.2e} over batches "
+                f"{self.batches_checked}, top-1 agreement {self.top1_agreement:.0%}")
+
+
+def _check_inputs(info: ModelInfo, real: np.ndarray | None) -> list[np.ndarray]:
+    """Random images at two batch sizes (dynamic batch) plus real ones when given, float32 0..1."""
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((n, *info.input_size), dtype=np.float32) for n in (1, 3)]
+    if real is not None and len(real):
+        inputs.append(real.astype(np.float32))
+    return inputs
+
+
+def _verify(run, reference: nn.Module, inputs: list[np.ndarray], path: Path, fmt: str) -> ExportReport:
+    worst, agree, total = 0.0, 0, 0
+    for images in inputs:
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(images)).numpy()
+        actual = np.asarray(run(images))
+        if actual.shape != expected.shape:
+            path.unlink(missing_ok=True)
+            raise ExportError(f"{fmt} export gives logits of shape {actual.shape} for a batch of {len(images)}, "
+                              f"PyTorch {expected.shape}; the file was removed")
+        worst = max(worst, float(np.abs(actual - expected).max()))
+        agree += int((actual.argmax(1) == expected.argmax(1)).sum())
+        total += len(images)
+    report = ExportReport(path, fmt, worst, [len(x) for x in inputs], agree / total)
+    if worst > TOLERANCE or agree != total:
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{fmt} export disagrees with PyTorch: max |logit diff| {worst:.2e} (limit "
+                          f"{TOLERANCE:g}), top-1 agreement {agree}/{total}; the file was removed")
+    return report
+
+
+def export_onnx(model: nn.Module, info: ModelInfo, path: str | Path, *, opset: int = 17, normalize: str = "baked",
+                exporter: str = "torchscript", real_images: np.ndarray | None = None) -> ExportReport:
+    """Write and verify an ONNX file with a dynamic batch axis (checked against the unfolded PyTorch model).
+
+    exporter: "torchscript" (PyTorch's TorchScript-based exporter: 0.4-1 s per ResNet here) or "dynamo"
+    (the torch.export-based one, which needs onnxscript: 6 s per ResNet); both give the same graph.
+    """
+    import onnx
+
+    if opset < 17:
+        raise ExportError(f"opset must be 17 or newer (LayerNorm-era operators), got {opset}")
+    path = Path(path)
+    reference = _reference(model, info, normalize)
+    example = torch.rand(2, *info.input_size)
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporters' deprecation and constant-folding chatter
+            if exporter == "dynamo":
+                program = torch.onnx.export(reference, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                            opset_version=max(opset, 18), dynamo=True, verbose=False)
+                program.save(str(tmp))
+            elif exporter == "torchscript":
+                torch.onnx.export(reference, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+                                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                                  opset_version=opset, dynamo=False, do_constant_folding=True)
+            else:
+                raise ExportError(f"unknown exporter {exporter!r}; choose torchscript or dynamo")
+        graph = onnx.load(str(tmp))
+        for key, value in export_metadata(info, normalize).items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(tmp))
+
+    atomic_write(path, write)
+    session = onnx_session(path)
+    name = session.get_inputs()[0].name
+    original = _reference(model, info, normalize, fold=False)
+    return _verify(lambda images: session.run(None, {name: images})[0], original, _check_inputs(info, real_images),
+                   path, "onnx")
+
+
+def export_torchscript(model: nn.Module, info: ModelInfo, path: str | Path, *, normalize: str = "baked",
+                       real_images: np.ndarray | None = None) -> ExportReport:
+    """Write and verify a TorchScript file (traced; any batch size); metadata in its extra files."""
+    path = Path(path)
+    reference = _reference(model, info, normalize)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(reference, torch.rand(2, *info.input_size), check_trace=False)
+    atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=export_metadata(info, normalize)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still widely deployed
+        loaded = torch.jit.load(str(path))
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(torch.from_numpy(images)).numpy()
+
+    return _verify(run, _reference(model, info, normalize, fold=False), _check_inputs(info, real_images), path,
+                   "torchscript")
+
+
+def _reference(model: nn.Module, info: ModelInfo, normalize: str, *, fold: bool = True) -> nn.Module:
+    """What gets exported (fold=True: BatchNorm folded), or the untouched model it is checked against."""
+    if normalize not in ("baked", "metadata"):
+        raise ExportError(f"normalize must be baked or metadata, got {normalize!r}")
+    network = copy.deepcopy(model).float().cpu().eval()
+    network = fold_batchnorm(network) if fold else network
+    return (Preprocessed(network, info) if normalize == "baked" else network).eval()
+
+
+def onnx_session(path: str | Path, threads: int = 0):
+    """An onnxruntime CPU session with every graph optimization on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    # idle threads sleep instead of spinning: spinning steals the cores from image-decoding workers and
+    # from the server's request handling (measured: batched folder prediction 991 -> see docs/benchmarks.md)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def split_images(part: Any, info: ModelInfo, count: int, *, seed: int = 0) -> np.ndarray:
+    """`count` images of a dataset split, spread over it (seeded), as float32 0..1 [N, C, H, W]."""
+    picks = np.sort(np.random.default_rng(seed).permutation(len(part))[:count])
+    if not hasattr(part, "images"):  # image files: decode just these, with the model's evaluation transform
+        from .data.stream import decode_files
+
+        part = decode_files(part.subset(picks), info.input_size, interpolation=info.interpolation,
+                            crop_pct=info.crop_pct, workers=0)
+        picks = np.arange(len(part))
+    pixels = part.images[torch.from_numpy(picks)]
+    return (pixels.float() * part.scale).numpy()
+
+
+def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.ndarray | None:
+    """Up to `count` real images (float32 0..1 [N, C, H, W]) of the dataset the model was trained on, if at hand."""
+    from .data.sources import load_dataset
+
+    data_cfg = info.training.get("config", {}).get("data", {})
+    name = info.training.get("dataset")
+    if not name:
+        return None
+    try:
+        data = load_dataset(name, data_dir=data_cfg.get("data_dir"), val_fraction=data_cfg.get("val_fraction"),
+                            download=False, img_size=info.input_size[1], channels=info.input_size[0])
+        part = data.split(split) if getattr(data, split, None) is not None else data.train
+        return split_images(part, info, count)
+    except (UserError, OSError):
+        return None
+
+
+def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None, **options: Any) -> ExportReport:
+    """Export a model file (`resnetlab export`); `out` defaults to the model's name with .onnx or .pt."""
+    from .checkpoint import load_model
+
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    model, info = load_model(model_path)
+    out = Path(out) if out else Path(model_path).with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    real = sample_images(info)
+    if fmt == "onnx":
+        return export_onnx(model, info, out, real_images=real, **options)
+    return export_torchscript(model, info, out, real_images=real, **options)
+

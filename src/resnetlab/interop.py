@@ -1,0 +1,68 @@
+"""Weights to and from torchvision and timm, without importing either.
+
+    resnetlab import-weights resnet50-0676ba61.pth arch=resnet50 out=resnet50.safetensors
+    resnetlab export model.safetensors format=torchvision out=resnet50.pth
+
+Their ResNet state dicts use the same names as ours (conv1, bn1, layer1..4, fc), so importing is a
+strict load plus the preprocessing torchvision documents for its ImageNet weights, which then travels
+in the model file.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_write
+from .checkpoint import check_tensors, load_model, read_state_dict, save_model
+from .data.stats import IMAGENET_MEAN, IMAGENET_STD
+from .errors import ModelFileError
+from .info import ModelInfo
+from .registry import create_model, get_model_entry
+
+TORCHVISION_RESIZE = 256  # torchvision's ImageNet evaluation: resize to 256, center-crop 224 (crop_pct 0.875)
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names in index order (as torchvision's weights metadata lists them)."""
+    text = resources.files("resnetlab.data").joinpath("resources/imagenet_classes.txt").read_text()
+    return [line for line in text.splitlines() if line]
+
+
+def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names: list[str] | None = None,
+                   img_size: int = 224, crop_pct: float = 224 / TORCHVISION_RESIZE,
+                   interpolation: str = "bilinear", mean: tuple[float, ...] = IMAGENET_MEAN,
+                   std: tuple[float, ...] = IMAGENET_STD, options: dict | None = None) -> tuple[Path, ModelInfo]:
+    """Turn a torchvision/timm state dict (.pth via weights_only=True, or .safetensors) into a model file.
+
+    The class count comes from the file's classifier; 1,000 classes get the ImageNet names. Missing,
+    unexpected or mis-shaped tensors raise ModelFileError listing them.
+    """
+    path = Path(path)
+    get_model_entry(arch)
+    tensors = read_state_dict(path)
+    if "fc.weight" not in tensors:
+        raise ModelFileError(f"{path} has no classifier (fc.weight); is it a ResNet state dict?")
+    num_classes = int(tensors["fc.weight"].shape[0])
+    in_chans = int(tensors["conv1.weight"].shape[1]) if "conv1.weight" in tensors else 3
+    model = create_model(arch, num_classes=num_classes, in_chans=in_chans, **(options or {}))
+    for key, value in model.state_dict().items():  # timm's files often leave out BatchNorm's step counters
+        if key.endswith("num_batches_tracked") and key not in tensors:
+            tensors[key] = torch.zeros_like(value)
+    tensors = check_tensors(path, model, tensors)  # exact names and shapes, or an error listing them
+    model.load_state_dict(tensors, strict=True)
+    if class_names is None:
+        class_names = imagenet_class_names() if num_classes == 1000 else [str(i) for i in range(num_classes)]
+    info = ModelInfo(arch=model.arch, class_names=class_names, input_size=(in_chans, img_size, img_size),
+                     mean=mean[:in_chans], std=std[:in_chans], interpolation=interpolation, crop_pct=crop_pct,
+                     training={"imported_from": str(path)})
+    return save_model(out, model.eval(), info), info
+
+
+def export_state_dict(model_path: str | Path, out: str | Path) -> Path:
+    """Write a model file's weights as a plain state dict .pth that torchvision/timm load with strict=True."""
+    model, _ = load_model(model_path)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return atomic_write(Path(out), lambda tmp: torch.save(state, tmp))
