@@ -23,6 +23,17 @@ fi
 
 if [ "$EXTRA" = "dev" ]; then
   $pip install -e ".[dev]"
+  # The browser test drives Debian's chromium through Playwright (no browser download from Playwright).
+  if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+        || echo "note: could not install chromium; the browser test will say so" >&2
+    else
+      echo "note: the browser test needs chromium: sudo apt-get install chromium" >&2
+    fi
+  fi
 else
   $pip install -e .
 fi

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import shutil
@@ -18,6 +17,7 @@ from PIL import Image
 
 from resnetlab.data import load_dataset
 from resnetlab.predict import Predictor
+from resnetlab.serve.load import load_test
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -149,40 +149,14 @@ def test_bad_parameters_and_the_server_survives_everything(server, digits):
     assert good["top"][0]["label"] == expected[1].labels[0]
 
 
-async def _load(url: str, payloads: list[bytes], requests: int, clients: int) -> tuple[list[float], list[str]]:
-    latencies, errors = [], []
-    counter = iter(range(requests))
-
-    async def client(http: httpx.AsyncClient) -> None:
-        for i in counter:
-            started = time.perf_counter()
-            try:
-                answer = await http.post(f"{url}/v1/predict", content=payloads[i % len(payloads)],
-                                         headers={"content-type": "image/png"})
-                if answer.status_code != 200:
-                    errors.append(f"{answer.status_code} {answer.text}")
-            except httpx.HTTPError as exc:
-                errors.append(repr(exc))
-            latencies.append(time.perf_counter() - started)
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-    return latencies, errors
-
-
 @pytest.mark.slow
 def test_load_2000_requests_from_32_clients_all_answered_in_micro_batches(server, digits):
     files, _ = digits
-    payloads = [p.read_bytes() for p in files]
-    started = time.perf_counter()
-    latencies, errors = asyncio.run(_load(server, payloads, requests=2000, clients=32))
-    elapsed = time.perf_counter() - started
-    assert errors == [] and len(latencies) == 2000
+    result = load_test(server, [p.read_bytes() for p in files], requests=2000, clients=32)
+    assert result.errors == [] and len(result.latencies) == 2000
     batches = httpx.get(f"{server}/v1/model").json()["server"]["batches"]
     assert batches["largest"] > 1  # concurrent requests shared forward passes
-    print(f"2000 requests, 32 clients: {2000 / elapsed:.0f} req/s, p50 {1000 * np.median(latencies):.1f} ms, "
-          f"p99 {1000 * np.percentile(latencies, 99):.1f} ms, mean batch {batches['mean']}")
+    print(f"{result.summary()}, batches {batches}")
 
 
 @pytest.mark.slow
