@@ -446,11 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="HTTP server with a web page: POST /v1/predict, /v1/predict/batch")
     p.add_argument("model", help="model file (.safetensors or .h5)")
-    p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=5 ...")
+    p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=2 ...")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", default=8000)
     p.add_argument("--max-batch-size", dest="max_batch_size", default=32, help="micro-batch size limit")
-    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=5.0, help="longest wait to fill a micro-batch")
+    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=2.0, help="longest wait to fill a micro-batch")
     p.add_argument("--max-body-mb", dest="max_body_mb", default=10.0, help="largest request body")
     p.add_argument("--max-pixels", dest="max_pixels", default=40_000_000, help="largest image (width x height)")
     p.add_argument("--timeout-s", dest="timeout_s", default=30.0, help="request timeout")

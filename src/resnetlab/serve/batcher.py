@@ -41,7 +41,7 @@ class MicroBatcher:
     """`await batcher.submit(image)` -> that image's row of `run(np.stack(images))`."""
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, max_batch_size: int = 32,
-                 max_wait_ms: float = 5.0):
+                 max_wait_ms: float = 2.0):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.run, self.max_batch_size, self.max_wait = run, max_batch_size, max_wait_ms / 1000.0
