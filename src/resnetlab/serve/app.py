@@ -191,14 +191,15 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server is still running"},
                             status_code=500)
 
-    async def classify(name: str, data: bytes, k: int) -> list[dict[str, Any]]:
+    async def decode(name: str, data: bytes) -> np.ndarray:
         try:
             if len(data) <= INLINE_DECODE_BYTES:  # a thumbnail decodes faster than a hop to a worker thread
-                pixels = _decode(data, name, predictor, config.max_pixels)
-            else:
-                pixels = await run_in_threadpool(_decode, data, name, predictor, config.max_pixels)
+                return _decode(data, name, predictor, config.max_pixels)
+            return await run_in_threadpool(_decode, data, name, predictor, config.max_pixels)
         except BadImageError as exc:
             raise RequestError(_status_for(exc), str(exc)) from None
+
+    async def classify(pixels: np.ndarray, k: int) -> list[dict[str, Any]]:
         return _top(await batcher.submit(pixels), predictor.info.class_names, k)
 
     async def within_timeout(work):
@@ -213,12 +214,13 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         started = time.perf_counter()
 
         async def work():
-            uploads = await _uploads(request, config)
-            if len(uploads) > 1:
-                raise RequestError(422, f"{len(uploads)} files in one /v1/predict request; send them to "
-                                        f"/v1/predict/batch")
-            name, data = uploads[0]
-            return await classify(name, data, min(topk, predictor.info.num_classes))
+            with batcher.arriving():  # a micro-batch waits for requests still being read or decoded
+                uploads = await _uploads(request, config)
+                if len(uploads) > 1:
+                    raise RequestError(422, f"{len(uploads)} files in one /v1/predict request; send them to "
+                                            f"/v1/predict/batch")
+                pixels = await decode(*uploads[0])
+            return await classify(pixels, min(topk, predictor.info.num_classes))
 
         top = await within_timeout(work())
         return {"model": model_name, "top": top, "time_ms": round(1000 * (time.perf_counter() - started), 2)}
@@ -228,15 +230,22 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         started = time.perf_counter()
         k = min(topk, predictor.info.num_classes)
 
-        async def one(name: str, data: bytes) -> dict[str, Any]:
-            try:
-                return {"source": name, "top": await classify(name, data, k)}
-            except RequestError as exc:
-                return {"source": name, "error": exc.message, "status": exc.status}
-
         async def work():
-            uploads = await _uploads(request, config)
-            return await asyncio.gather(*(one(name, data) for name, data in uploads))
+            decoded: list[np.ndarray | RequestError] = []
+            with batcher.arriving():
+                uploads = await _uploads(request, config)
+                for name, data in uploads:
+                    try:
+                        decoded.append(await decode(name, data))
+                    except RequestError as exc:
+                        decoded.append(exc)
+
+            async def one(name: str, item: np.ndarray | RequestError) -> dict[str, Any]:
+                if isinstance(item, RequestError):
+                    return {"source": name, "error": item.message, "status": item.status}
+                return {"source": name, "top": await classify(item, k)}
+
+            return await asyncio.gather(*(one(name, item) for (name, _), item in zip(uploads, decoded)))
 
         results = await within_timeout(work())
         if all("error" in r for r in results):

@@ -1,11 +1,12 @@
 """Micro-batching: concurrent requests share one forward pass.
 
-Requests put their preprocessed image on a queue and await a future. One task takes the first
-waiting image, gathers more until `max_batch_size` or until `max_wait_ms` passes with the queue
-empty, and runs the whole batch on a single inference thread (two inferences side by side would
-only fight over the same cores). While a batch runs, new requests queue up, so under load each
-batch is as large as the load allows and throughput approaches the backend's batch throughput;
-an idle server answers a lone request after at most `max_wait_ms`.
+Requests announce themselves when they arrive (`arriving()`), put their preprocessed image on a
+queue and await a future. One task takes the first waiting image, gathers more until
+`max_batch_size`, or until `max_wait_ms` passes with the queue empty, or at once when no announced
+request is still on its way (a lone request never waits), and runs the whole batch on a single
+inference thread (two inferences side by side would only fight over the same cores). While a batch
+runs, new requests queue up, so under load each batch is as large as the load allows and
+throughput approaches the backend's batch throughput.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class MicroBatcher:
         self.run, self.max_batch_size, self.max_wait = run, max_batch_size, max_wait_ms / 1000.0
         self.stats = BatchStats()
         self._queue: asyncio.Queue | None = None
+        self._on_the_way = 0  # announced requests that have not reached the queue yet
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
@@ -61,11 +63,20 @@ class MicroBatcher:
                 await self._task
         self._executor.shutdown(wait=True)
 
+    @contextlib.contextmanager
+    def arriving(self):
+        """Wrap a request from its arrival until its image is ready to `submit` (reading, decoding)."""
+        self._on_the_way += 1
+        try:
+            yield
+        finally:
+            self._on_the_way -= 1
+
     async def submit(self, image: np.ndarray) -> np.ndarray:
         if self._queue is None:
             raise RuntimeError("the batcher is not running (call start() first)")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((image, future))
+        self._queue.put_nowait((image, future))
         return await future
 
     async def _gather(self) -> list:
@@ -78,7 +89,7 @@ class MicroBatcher:
                 batch.append(self._queue.get_nowait())
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._on_the_way <= 0:
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
