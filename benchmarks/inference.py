@@ -3,9 +3,8 @@
     python benchmarks/inference.py [--model-file runs/<cifar run>/best.safetensors] [--data-dir DIR]
 
 Speed: for resnet18 and resnet50 at 224x224 (1000 classes) and resnet20 at 32x32 (10 classes),
-batch-1 latency (median and p99 over --runs calls after warm-up; the speed-up divides the median of
-the eager baseline timed in alternation with the variant, call for call, by the variant's) and
-batch-32 throughput (median of 5 calls), for
+batch-1 latency (median and p99 over --runs calls after warm-up; the baseline is timed before and
+after the variants and both blocks are pooled) and batch-32 throughput (median of 5 calls), for
 - baseline: the model as PyTorch gives it, eager fp32, NCHW, under torch.no_grad (what a plain script does);
 - resnetlab's backends: torch (BatchNorm folded, channels_last), onnxruntime and openvino in fp32
   (each must agree with the baseline to 1e-4), and the reduced-precision options bf16 (torch autocast,
@@ -54,27 +53,26 @@ def conditioned_model(name: str, size: int, classes: int) -> tuple[torch.nn.Modu
     return model.eval(), info
 
 
-def latency(run, images, runs: int, baseline=None) -> tuple[float, float, float | None]:
-    """Median and p99 batch-1 latency in ms; with `baseline`, its median too, timed in alternation with
-    `run` (pairs of calls), so slow drifts of the machine hit both alike and their ratio is fair."""
+def latency_times(run, images, runs: int) -> list[float]:
+    """Batch-1 call times in seconds, after warm-up and a pause (PyTorch's OpenMP threads keep spinning
+    for a while after a parallel region; timing the next backend during that would charge it for them)."""
+    time.sleep(0.5)
     for _ in range(3):
         run(images)
-        if baseline is not None:
-            baseline(images)
-    times, base_times = [], []
+    times = []
     for _ in range(runs):
         started = time.perf_counter()
         run(images)
         times.append(time.perf_counter() - started)
-        if baseline is not None:
-            started = time.perf_counter()
-            baseline(images)
-            base_times.append(time.perf_counter() - started)
-    base = 1000 * statistics.median(base_times) if base_times else None
-    return 1000 * statistics.median(times), 1000 * float(np.percentile(times, 99)), base
+    return times
+
+
+def ms(times: list[float]) -> tuple[float, float]:
+    return 1000 * statistics.median(times), 1000 * float(np.percentile(times, 99))
 
 
 def throughput(run, images, runs: int = 5) -> float:
+    time.sleep(0.5)
     run(images)
     rates = []
     for _ in range(runs):
@@ -103,11 +101,12 @@ def speed_of(name: str, size: int, classes: int, runs: int, batch: int) -> list[
         return model(torch.from_numpy(images)).numpy()
 
     expected = eager(check)
-    base_median, base_p99, _ = latency(eager, one, runs)
+    base_times = latency_times(eager, one, runs)  # timed again after the variants; both blocks count
     base_rate = throughput(eager, many)
-    rows.append({"model": name, "size": size, "backend": "PyTorch eager (baseline)", "precision": "fp32",
-                 "median_ms": base_median, "p99_ms": base_p99, "speedup": 1.0, "batch_images_per_s": base_rate,
-                 "batch_speedup": 1.0, "max_abs_diff": 0.0})
+    baseline = {"model": name, "size": size, "backend": "PyTorch eager (baseline)", "precision": "fp32",
+                "batch_images_per_s": base_rate, "batch_speedup": 1.0, "max_abs_diff": 0.0}
+    rows.append(baseline)
+    base_median = ms(base_times)[0]
     print(f"{name}@{size} baseline: {base_median:.2f} ms, {base_rate:.0f} img/s", flush=True)
     calibration = lambda: np.random.default_rng(1).random((64, 3, size, size), dtype=np.float32)  # noqa: E731
     for backend, precision in VARIANTS:
@@ -115,15 +114,18 @@ def speed_of(name: str, size: int, classes: int, runs: int, batch: int) -> list[
             continue
         run = build_backend(model, info, backend=backend, precision=precision, calibration=calibration)
         diff = float(np.abs(run(check) - expected).max())
-        median, p99, paired_base = latency(run, one, runs, baseline=eager)
+        median, p99 = ms(latency_times(run, one, runs))
         rate = throughput(run, many)
         rows.append({"model": name, "size": size, "backend": backend, "precision": precision,
-                     "median_ms": median, "p99_ms": p99, "speedup": paired_base / median,
-                     "baseline_median_ms_paired": paired_base,
-                     "batch_images_per_s": rate, "batch_speedup": rate / base_rate, "max_abs_diff": diff})
-        print(f"{name}@{size} {backend} {precision}: {median:.2f} ms ({paired_base / median:.2f}x against "
-              f"{paired_base:.2f} ms eager timed alongside), "
+                     "median_ms": median, "p99_ms": p99, "batch_images_per_s": rate,
+                     "batch_speedup": rate / base_rate, "max_abs_diff": diff})
+        print(f"{name}@{size} {backend} {precision}: {median:.2f} ms ({base_median / median:.2f}x), "
               f"{rate:.0f} img/s ({rate / base_rate:.2f}x), max |diff| {diff:.1e}", flush=True)
+    base_times += latency_times(eager, one, runs)
+    baseline["median_ms"], baseline["p99_ms"] = ms(base_times)
+    baseline["speedup"] = 1.0
+    for row in rows[1:]:
+        row["speedup"] = baseline["median_ms"] / row["median_ms"]
     auto = build_backend(model, info, backend="auto")
     rows.append({"model": name, "size": size, "backend": f"auto -> {auto.name}", "precision": "fp32"})
     return rows
