@@ -204,11 +204,16 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
         except UserError:
             pass  # the cached choice no longer works here: measure again
     timed = {}
+    probe = np.random.default_rng(0).standard_normal((2, *info.input_size), dtype=np.float32)
+    with torch.no_grad():
+        expected = model.float().cpu().eval()(torch.from_numpy(probe)).numpy()
     for name in candidates:
         try:
             candidate = _build(model, info, name, precision, key, calibration)
         except UserError:
             continue
+        if precision == "fp32" and np.abs(candidate(probe) - expected).max() > 1e-4:
+            continue  # auto keeps fp32 agreement: a backend that drifts here is never picked
         timed[name] = (_latency(candidate, info), candidate)
     if not timed:
         raise ConfigError(f"no backend could run this model at precision={precision}")
