@@ -29,6 +29,7 @@ import torch
 
 import resnetlab
 from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
+from resnetlab.inference import call_times
 from resnetlab.info import ModelInfo
 
 from common import SHARED_DATA, write_report
@@ -57,14 +58,7 @@ def latency_times(run, images, runs: int) -> list[float]:
     """Batch-1 call times in seconds, after warm-up and a pause (PyTorch's OpenMP threads keep spinning
     for a while after a parallel region; timing the next backend during that would charge it for them)."""
     time.sleep(0.5)
-    for _ in range(3):
-        run(images)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run(images)
-        times.append(time.perf_counter() - started)
-    return times
+    return call_times(run, images, runs, warmup=3)
 
 
 def ms(times: list[float]) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from resnetlab.data import load_dataset
+from resnetlab.inference import describe
 from resnetlab.predict import Predictor, expand_paths
 
 from common import SHARED_DATA, write_report
@@ -52,7 +53,7 @@ def main() -> None:
         single_paths = paths[: max(50, len(paths) // 10)]  # one at a time is slow: a tenth of the files
         single = timed(lambda: [predictor.predict_files([p], workers=0) for p in single_paths], len(single_paths))
     report = {"benchmark": "predict_folder", "model": args.model, "images": len(paths),
-              "backend": predictor.runner.extra_repr() if hasattr(predictor.runner, "backend") else "torch",
+              "backend": " ".join(describe(predictor.runner)),
               "batched_images_per_s": statistics.median(batched), "batched_runs": batched,
               "single_images_per_s": statistics.median(single), "single_runs": single}
     report["ratio"] = report["batched_images_per_s"] / report["single_images_per_s"]

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -24,27 +20,11 @@ import numpy as np
 from PIL import Image
 
 from resnetlab.data import load_dataset
+from resnetlab.inference import describe
 from resnetlab.predict import Predictor
-from resnetlab.serve.load import load_test
+from resnetlab.serve.load import load_test, running_server
 
 from common import SHARED_DATA, write_report
-
-
-def start_server(model: str, port: int, extra: list[str]) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "resnetlab", "serve", model, f"port={port}", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        if process.poll() is not None:
-            break
-    process.kill()
-    raise SystemExit(f"server did not start: {process.stdout.read()}")
 
 
 def bare_backend(model: str, pixels: np.ndarray) -> dict:
@@ -60,7 +40,7 @@ def bare_backend(model: str, pixels: np.ndarray) -> dict:
             predictor.logits(chunk)
             count += batch
         rates[f"batch{batch}_images_per_s"] = count / (time.perf_counter() - started)
-    return {"backend": predictor.runner.extra_repr() if hasattr(predictor.runner, "backend") else "torch", **rates}
+    return {"backend": " ".join(describe(predictor.runner)), **rates}
 
 
 def main() -> None:
@@ -79,21 +59,13 @@ def main() -> None:
         buffer = io.BytesIO()
         Image.fromarray(image.transpose(1, 2, 0)).save(buffer, format="PNG")
         payloads.append(buffer.getvalue())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = start_server(args.model, port, args.server_args)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with running_server(args.model, args.server_args) as url:
         load_test(url, payloads, requests=200, clients=args.clients)  # warm-up
         before = httpx.get(f"{url}/v1/model").json()["server"]["batches"]
         loaded = load_test(url, payloads, requests=args.requests, clients=args.clients)
         after = httpx.get(f"{url}/v1/model").json()["server"]["batches"]
         sequential = load_test(url, payloads, requests=min(500, args.requests), clients=1)
         card = httpx.get(f"{url}/v1/model").json()
-    finally:
-        server.terminate()
-        server.wait(10)
     batches = after["batches"] - before["batches"]
     mean_batch = (after["images"] - before["images"]) / max(1, batches)
     bare = bare_backend(args.model, pixels)

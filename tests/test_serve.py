@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import numpy as np
@@ -17,15 +12,9 @@ from PIL import Image
 
 from resnetlab.data import load_dataset
 from resnetlab.predict import Predictor
-from resnetlab.serve.load import load_test
+from resnetlab.serve.load import load_test, running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _png(array: np.ndarray, mode: str = "L") -> bytes:
@@ -52,29 +41,9 @@ def digits(digits_run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(digits_run):
     """`resnetlab serve` in its own process, with small limits so the tests can reach them."""
-    port = _free_port()
-    command = [sys.executable, "-m", "resnetlab", "serve", str(digits_run.best_path), f"port={port}",
-               "max_body_mb=1", "max_pixels=1000000", "max_batch_size=16", "max_wait_ms=5"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start: {process.stdout.read()}")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    settings = ["max_body_mb=1", "max_pixels=1000000", "max_batch_size=16", "max_wait_ms=5"]
+    with running_server(digits_run.best_path, settings) as url:
+        yield url
 
 
 def test_health_model_metadata_and_openapi(server, digits_run):

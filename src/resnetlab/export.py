@@ -217,7 +217,7 @@ def onnx_session(path: str | Path, threads: int = 0):
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     # idle threads sleep instead of spinning: spinning steals the cores from image-decoding workers and
-    # from the server's request handling (measured: batched folder prediction 991 -> see docs/benchmarks.md)
+    # from the server's request handling (measured: batched folder prediction 991 -> 1,368 images/s)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

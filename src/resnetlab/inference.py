@@ -15,6 +15,7 @@ eager fp32 61 ms, ONNX Runtime fp32 38 ms, OpenVINO fp32 40 ms, OpenVINO bf16 21
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -28,7 +29,7 @@ from torch import nn
 from .data.download import cache_dir
 from .data.loader import Normalize
 from .errors import ConfigError, UserError
-from .export import export_onnx, fold_batchnorm, onnx_session
+from .export import TOLERANCE, export_onnx, fold_batchnorm, onnx_session
 from .info import ModelInfo
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -37,12 +38,21 @@ CALIBRATION_IMAGES = 256  # images for int8 calibration (ONNX Runtime's static q
 
 
 def installed(backend: str) -> bool:
-    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "torch": "torch"}[backend]
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
+    """Whether the backend's package is importable (found without importing it: OpenVINO takes 0.5 s)."""
+    return importlib.util.find_spec(backend) is not None
+
+
+def check_choice(backend: str, precision: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+
+
+def describe(run: nn.Module) -> tuple[str, str]:
+    """(backend, precision) of what `runner()` returned."""
+    backend = getattr(run, "backend", None)
+    return (backend.name, backend.precision) if isinstance(backend, Backend) else ("torch", "fp32")
 
 
 class Backend:
@@ -70,7 +80,7 @@ def model_key(model: nn.Module, info: ModelInfo) -> str:
 def _torch_backend(model: nn.Module, info: ModelInfo, precision: str) -> Backend:
     if precision == "int8":
         raise ConfigError("precision=int8 runs on onnxruntime or openvino, not the torch backend")
-    network = fold_batchnorm(model.float().cpu()).eval().to(memory_format=torch.channels_last)
+    network = fold_batchnorm(model).float().cpu().to(memory_format=torch.channels_last)  # a copy: model untouched
     dtype = torch.bfloat16 if precision == "bf16" else None
 
     @torch.no_grad()
@@ -82,9 +92,10 @@ def _torch_backend(model: nn.Module, info: ModelInfo, precision: str) -> Backend
     return Backend("torch", precision, run)
 
 
-def _onnx_file(model: nn.Module, info: ModelInfo, key: str, precision: str,
+def _onnx_file(model: nn.Module, info: ModelInfo, key: str | None, precision: str,
                calibration: Callable[[], np.ndarray] | None) -> Path:
     """The verified fp32 ONNX export of this model, or its int8 quantization; cached by model key."""
+    key = key or model_key(model, info)
     folder = cache_dir() / "onnx"
     fp32 = folder / f"{key}.onnx"
     if not fp32.is_file():
@@ -150,7 +161,7 @@ def _openvino_backend(path: Path, precision: str) -> Backend:
     return Backend("openvino", precision, run)
 
 
-def _build(model: nn.Module, info: ModelInfo, backend: str, precision: str, key: str,
+def _build(model: nn.Module, info: ModelInfo, backend: str, precision: str, key: str | None,
            calibration: Callable[[], np.ndarray] | None) -> Backend:
     if backend == "torch":
         return _torch_backend(model, info, precision)
@@ -161,16 +172,22 @@ def _build(model: nn.Module, info: ModelInfo, backend: str, precision: str, key:
     return _onnxruntime_backend(path, precision) if backend == "onnxruntime" else _openvino_backend(path, precision)
 
 
-def _latency(backend: Backend, info: ModelInfo, runs: int = 8) -> float:
-    images = np.random.default_rng(0).standard_normal((1, *info.input_size), dtype=np.float32)
-    for _ in range(2):
-        backend(images)
+def call_times(run: Callable[[np.ndarray], object], images: np.ndarray, runs: int = 8, warmup: int = 2
+               ) -> list[float]:
+    """Seconds per call of `run(images)`, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        run(images)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        backend(images)
+        run(images)
         times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return times
+
+
+def _latency(backend: Backend, info: ModelInfo) -> float:
+    images = np.random.default_rng(0).standard_normal((1, *info.input_size), dtype=np.float32)
+    return float(np.median(call_times(backend, images)))
 
 
 def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", precision: str = "fp32",
@@ -179,13 +196,10 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
 
     calibration: returns images float32 0..1 [N, C, H, W] for int8 calibration (called only when quantizing).
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    key = model_key(model, info)
+    check_choice(backend, precision)
     if backend != "auto":
-        return _build(model, info, backend, precision, key, calibration)
+        return _build(model, info, backend, precision, None, calibration)
+    key = model_key(model, info)  # names the cached choice and the cached exports
     candidates = {"fp32": ["torch", "onnxruntime", "openvino"], "bf16": ["torch", "openvino"],
                   "int8": ["onnxruntime", "openvino"]}[precision]
     candidates = [c for c in candidates if installed(c)]
@@ -205,14 +219,15 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
             pass  # the cached choice no longer works here: measure again
     timed = {}
     probe = np.random.default_rng(0).standard_normal((2, *info.input_size), dtype=np.float32)
+    weight = next(model.parameters())
     with torch.no_grad():
-        expected = model.float().cpu().eval()(torch.from_numpy(probe)).numpy()
+        expected = model.eval()(torch.from_numpy(probe).to(weight.device, weight.dtype)).float().cpu().numpy()
     for name in candidates:
         try:
             candidate = _build(model, info, name, precision, key, calibration)
         except UserError:
             continue
-        if precision == "fp32" and np.abs(candidate(probe) - expected).max() > 1e-4:
+        if precision == "fp32" and np.abs(candidate(probe) - expected).max() > TOLERANCE:
             continue  # auto keeps fp32 agreement: a backend that drifts here is never picked
         timed[name] = (_latency(candidate, info), candidate)
     if not timed:

@@ -239,7 +239,9 @@ class Classifier:
     def predict(self, x: Any, *, batch_size: int = 256, verbose: int | str = "auto") -> np.ndarray:
         """Class probabilities float32 [N, num_classes]. (`verbose` is accepted for Keras code; nothing is shown.)"""
         self._require_model()
-        return Predictor(self.model, self.info, device=self.device, batch_size=batch_size).predict_proba(x)
+        # the model as it is now (it may be mid-training): no export, no backend measurement
+        return Predictor(self.model, self.info, device=self.device, batch_size=batch_size,
+                         backend="torch").predict_proba(x)
 
     def predict_classes(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
         """Most likely class index per image, int64 [N]."""

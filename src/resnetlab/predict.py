@@ -22,7 +22,6 @@ from .data.images import IMAGE_SUFFIXES, BadImageError, image_to_array, load_ima
 from .data.loader import Normalize
 from .data.scan import default_workers
 from .device import resolve_device
-from .errors import ConfigError
 from .info import ModelInfo
 
 TTA_MODES = ("none", "flip", "flip+shift")
@@ -164,12 +163,9 @@ class Predictor:
     def __init__(self, model: nn.Module, info: ModelInfo, *, device: str | torch.device = "auto",
                  batch_size: int = 64, backend: str = "auto", precision: str = "fp32",
                  calibration: Any = None):
-        from .inference import BACKENDS, PRECISIONS
+        from .inference import check_choice
 
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        check_choice(backend, precision)  # now, not at the first prediction
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.info = info

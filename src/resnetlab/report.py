@@ -171,7 +171,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     from .errors import ConfigError
     from .evaluation import evaluate_model
     from .export import split_images
-    from .inference import CALIBRATION_IMAGES, runner
+    from .inference import CALIBRATION_IMAGES, describe, runner
     from .predict import Inference
 
     device_ = resolve_device(device)
@@ -194,8 +194,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
                  calibration=lambda: split_images(dataset.train, info, CALIBRATION_IMAGES))
     result = evaluate_model(run, part, info, batch_size=batch_size, device=device_, workers=workers,
                             inference=Inference(tta=tta))
-    extra: dict[str, Any] = {"backend": getattr(getattr(run, "backend", None), "name", "torch"),
-                             "precision": precision}
+    extra: dict[str, Any] = {"backend": describe(run)[0], "precision": precision}
     if precision != "fp32":  # reduced precision is never silent: measure what it costs
         reference = evaluate_model(network, part, info, batch_size=batch_size, device=device_, workers=workers,
                                    inference=Inference(tta=tta))

@@ -18,7 +18,14 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "b
 
 
 class BadImageError(DataError):
-    """An image file that cannot be used; the message names the file and the reason."""
+    """An image file that cannot be used; the message names the file and the reason.
+
+    kind: "missing", "empty", "too_large", "not_an_image" or "corrupt" (what a server maps to a status).
+    """
+
+    def __init__(self, message: str, kind: str = "corrupt"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:
@@ -48,25 +55,25 @@ def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None 
     else:
         path = Path(path)
         if not path.is_file():
-            raise BadImageError(f"{path}: no such file")
+            raise BadImageError(f"{path}: no such file", "missing")
         label, source, size = str(path), path, path.stat().st_size
     if size == 0:
-        raise BadImageError(f"{label}: empty file (0 bytes)")
+        raise BadImageError(f"{label}: empty file (0 bytes)", "empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as opened:
                 if opened.width * opened.height > max_pixels:
                     raise BadImageError(f"{label}: {opened.width}x{opened.height} pixels exceeds the limit of "
-                                        f"{max_pixels:,} (a decompression bomb?)")
+                                        f"{max_pixels:,} (a decompression bomb?)", "too_large")
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except BadImageError:
         raise
     except UnidentifiedImageError:
-        raise BadImageError(f"{label}: not an image Pillow can read") from None
+        raise BadImageError(f"{label}: not an image Pillow can read", "not_an_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{label}: too many pixels ({exc})") from None
+        raise BadImageError(f"{label}: too many pixels ({exc})", "too_large") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{label}: truncated or corrupt image ({exc})") from None
     mode = image.mode

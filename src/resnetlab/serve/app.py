@@ -33,6 +33,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .. import __version__
 from ..data.images import BadImageError, image_to_array, load_image, resize_for_model
+from ..inference import describe
 from ..predict import Predictor
 from .batcher import MicroBatcher
 
@@ -72,13 +73,8 @@ class RequestError(Exception):
         self.status, self.message = status, message
 
 
-def _status_for(error: BadImageError) -> int:
-    text = str(error)
-    if "exceeds the limit" in text or "too many pixels" in text:
-        return 413
-    if "not an image" in text:
-        return 415
-    return 422  # empty, truncated or corrupt
+# what each kind of unreadable upload answers: too big, not an image at all, or broken/empty
+STATUS_FOR = {"too_large": 413, "not_an_image": 415, "corrupt": 422, "empty": 422, "missing": 422}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -140,7 +136,7 @@ def _top(probs: np.ndarray, class_names: list[str], k: int) -> list[dict[str, An
 
 def model_card(predictor: Predictor, model_name: str) -> dict[str, Any]:
     info = predictor.info
-    backend = getattr(getattr(predictor.runner, "backend", None), "name", "torch")
+    backend, _ = describe(predictor.runner)
     return {"name": model_name, "arch": info.arch.to_dict(), "class_names": info.class_names,
             "num_classes": info.num_classes, "input_size": list(info.input_size),
             "preprocessing": {"interpolation": info.interpolation, "crop_pct": info.crop_pct,
@@ -197,7 +193,7 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
                 return _decode(data, name, predictor, config.max_pixels)
             return await run_in_threadpool(_decode, data, name, predictor, config.max_pixels)
         except BadImageError as exc:
-            raise RequestError(_status_for(exc), str(exc)) from None
+            raise RequestError(STATUS_FOR[exc.kind], str(exc)) from None
 
     async def classify(pixels: np.ndarray, k: int) -> list[dict[str, Any]]:
         return _top(await batcher.submit(pixels), predictor.info.class_names, k)

@@ -1,6 +1,6 @@
-"""A load generator for a running server: N requests from C concurrent clients, latencies and errors.
+"""A server in its own process, and a load generator for it: N requests from C concurrent clients.
 
-Used by the load test and benchmarks/serve_load.py. Each client is one keep-alive HTTP/1.1
+Used by the server tests and benchmarks/serve_load.py. Each client is one keep-alive HTTP/1.1
 connection written with asyncio streams: a general HTTP client (httpx) spends about 4 ms of CPU per
 request, as much as the server itself, and on a 2-core machine that would measure the client.
 """
@@ -8,8 +8,16 @@ request, as much as the server itself, and on a 2-core machine that would measur
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -96,3 +104,36 @@ def load_test(url: str, payloads: list[bytes], *, requests: int = 2000, clients:
               content_type: str = "image/png") -> LoadResult:
     """POST `requests` images (cycling through `payloads`) to url/v1/predict from `clients` at once."""
     return asyncio.run(_run(url, payloads, requests, clients, content_type))
+
+
+@contextmanager
+def running_server(model: str | Path, settings: list[str] | tuple[str, ...] = (), *, start_timeout: float = 180
+                   ) -> Iterator[str]:
+    """`resnetlab serve MODEL key=value...` on a free loopback port; yields its URL once /healthz answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "resnetlab", "serve", str(model), f"port={port}", *settings],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + start_timeout
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                process.kill()
+                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
