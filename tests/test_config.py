@@ -90,3 +90,11 @@ def test_model_options_pass_only_what_was_set():
     config = load_config(overrides={"stem": "small", "drop_path_rate": "0.1"})
     assert config.model.options() == {"stem": "small", "drop_path_rate": 0.1}
     assert load_config().model.options() == {}
+
+
+def test_recipe_on_the_command_line_beats_the_one_in_the_file(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"recipe": "fast-cifar", "train": {"epochs": 7}}))
+    config = load_config(tmp_path / "c.yaml", {"recipe": "he2015-cifar"})
+    assert config.run.recipe == "he2015-cifar"
+    assert config.train.epochs == 7  # the file's own settings still apply over the recipe
+    assert load_config(tmp_path / "c.yaml").run.recipe == "fast-cifar"

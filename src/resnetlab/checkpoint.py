@@ -179,10 +179,16 @@ def _info_from(path: Path, metadata: dict[str, str]) -> ModelInfo:
 def check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Raise ModelFileError unless the tensors fit `model`; return them in the model's dtypes.
 
+    Missing BatchNorm step counters (num_batches_tracked; not weights) are filled with zeros.
+
     Floating tensors of another precision (a model saved after .half()) are converted; a
     non-floating tensor where the model has a floating one means the file is not this model.
     """
     expected = model.state_dict()
+    tensors = dict(tensors)
+    for key, value in expected.items():  # BatchNorm's step counters: timm's files often leave them out
+        if key.endswith("num_batches_tracked") and key not in tensors:
+            tensors[key] = torch.zeros_like(value)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [f"{k} {tuple(tensors[k].shape)} (model: {tuple(v.shape)})" for k, v in expected.items()
@@ -301,16 +307,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
     if grayscale and tensors[first].shape[1] == 3:
         tensors[first] = tensors[first].sum(dim=1, keepdim=True)
         notes.append("first convolution summed over its 3 input channels for 1-channel input")
-    missing = sorted(set(expected) - set(tensors) - set(HEAD_KEYS))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})" for k, v in tensors.items()
-             if k in expected and v.shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if items:
-                parts.append(f"{len(items)} {label}: " + ", ".join(items[:5]) + (" ..." if len(items) > 5 else ""))
-        raise ModelFileError(f"{path} does not fit {getattr(model, 'arch', None) and model.arch.name}: "
-                             + "; ".join(parts))
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+    for key in HEAD_KEYS:  # a replaced classifier keeps the model's fresh initialization
+        if key in expected and key not in tensors:
+            tensors[key] = expected[key]
+    model.load_state_dict(check_tensors(path, model, tensors), strict=True)
     return notes

@@ -323,7 +323,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     overrides = dict(overrides or {})
     file_data = _flatten(_read_yaml(Path(path), "config file")) if path is not None else {}
     recipe = None
-    for source in (overrides, file_data):
+    for source in (file_data, overrides):  # later wins: the command line over the file
         for key in ("recipe", "run.recipe"):
             recipe = source.pop(key, None) or recipe
     config = Config()

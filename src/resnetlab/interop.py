@@ -48,9 +48,6 @@ def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names:
     num_classes = int(tensors["fc.weight"].shape[0])
     in_chans = int(tensors["conv1.weight"].shape[1]) if "conv1.weight" in tensors else 3
     model = create_model(arch, num_classes=num_classes, in_chans=in_chans, **(options or {}))
-    for key, value in model.state_dict().items():  # timm's files often leave out BatchNorm's step counters
-        if key.endswith("num_batches_tracked") and key not in tensors:
-            tensors[key] = torch.zeros_like(value)
     tensors = check_tensors(path, model, tensors)  # exact names and shapes, or an error listing them
     model.load_state_dict(tensors, strict=True)
     if class_names is None:

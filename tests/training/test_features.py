@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -155,8 +156,11 @@ def test_weights_from_a_model_file_and_a_torchvision_state_dict(tmp_path, digits
     notes = resnetlab.checkpoint.load_pretrained(model, tmp_path / "resnet18.pth")
     assert "classifier replaced: 1000 -> 10 classes" in notes[0] and "summed over its 3 input channels" in notes[1]
     torch.testing.assert_close(model.conv1.weight.sum(), state["module.conv1.weight"].sum())
+    timm_style = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(timm_style, tmp_path / "timm.pth")
+    assert resnetlab.checkpoint.load_pretrained(resnetlab.create_model("resnet18"), tmp_path / "timm.pth") == []
     wrong = resnetlab.create_model("resnet34")
-    with pytest.raises(ModelFileError, match="does not fit resnet34.*missing"):
+    with pytest.raises(ModelFileError, match="does not match its architecture resnet34.*missing"):
         resnetlab.checkpoint.load_pretrained(wrong, tmp_path / "resnet18.pth")
 
 
@@ -181,13 +185,25 @@ def test_pixel_mean_normalization_is_stored_and_used(tmp_path):
     assert (predictions.argmax(1) == data.test.labels.numpy()).mean() == pytest.approx(result.test.accuracy)
 
 
+def test_suggested_lr_is_where_the_loss_falls_fastest():
+    from resnetlab.training.lr_find import suggest_lr
+
+    lrs = [10 ** (-6 + i / 10) for i in range(61)]
+    losses = [2 - math.tanh(2 * (math.log10(lr) + 3)) for lr in lrs]  # steepest at 1e-3
+    assert suggest_lr(lrs, losses) == pytest.approx(1e-3, rel=0.01)
+    assert suggest_lr(lrs, [1.0 + 0.01 * i for i in range(61)]) is None  # a rising loss: no suggestion
+    assert suggest_lr(lrs[:5], losses[:5]) is None
+
+
 def test_lr_find_writes_a_plot_and_suggests_an_lr(tmp_path):
     from resnetlab.training.lr_find import lr_find
 
     result = lr_find(load_config(overrides={"project": str(tmp_path)}), steps=40, end_lr=1.0)
     assert len(result.lrs) >= 20 and all(a < b for a, b in zip(result.lrs, result.lrs[1:]))
     assert result.lrs[0] == pytest.approx(1e-6)
-    assert result.suggestion is None or 1e-6 <= result.suggestion <= 1.0
+    # the loss falls on digits in this range: the steepest fall comes before the lowest loss
+    assert result.suggestion is not None and result.min_loss_lr is not None
+    assert result.suggestion <= result.min_loss_lr
     assert (result.out_dir / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((result.out_dir / "lr_find.json").read_text())["lrs"][0] == pytest.approx(1e-6)
 
@@ -211,3 +227,11 @@ def test_tensorboard_events_and_curves(tmp_path, monkeypatch):
     result = resnetlab.train(epochs=2, project=str(tmp_path), display="none", checkpoint_minutes=0)
     assert ("train/loss", 1) in calls and ("val/accuracy", 2) in calls and calls[-1] == ("closed", 0)
     assert (result.run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_deterministic_mode_holds_during_the_run_and_is_put_back(tmp_path):
+    seen = []
+    result = resnetlab.train(deterministic=True, epochs=1, project=str(tmp_path), **QUIET,
+                             step_callbacks=[lambda trainer: seen.append(torch.are_deterministic_algorithms_enabled())])
+    assert seen and all(seen) and result.test is not None
+    assert not torch.are_deterministic_algorithms_enabled()  # later code in the process is not affected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import torch
 from safetensors import safe_open
 
 import resnetlab
+from resnetlab.checkpoint import TRAIN_META_KEY
 
 SETTINGS = dict(epochs=3, lr=0.05, drop_path_rate=0.1, ema_decay=0.9, checkpoint_minutes=0, display="none",
                 tensorboard=False, plots=False)  # drop_path draws random numbers: the RNG must resume too
@@ -45,8 +47,9 @@ def uninterrupted(tmp_path_factory):
 def test_interrupted_and_resumed_run_ends_with_exactly_the_same_weights(uninterrupted, tmp_path, stop_step):
     stopped = resnetlab.train(project=str(tmp_path), step_callbacks=[_stop_at(stop_step)], **SETTINGS)
     assert stopped.stopped == "test" and stopped.test is None
-    position = _tensors(stopped.last_path)  # the checkpoint records where it stopped
-    assert position  # (a model file that also loads as a model)
+    with safe_open(stopped.last_path, "pt") as handle:  # the checkpoint records where it stopped
+        loop = json.loads(handle.metadata()[TRAIN_META_KEY])["loop"]
+    assert loop["step"] == stop_step and (loop["epoch"], loop["batch"]) == (stop_step // 10 + 1, stop_step % 10)
     resumed = resnetlab.train(resume=str(stopped.run_dir), display="none")
     assert resumed.stopped is None and resumed.run_dir == stopped.run_dir
     expected, actual = _tensors(uninterrupted.last_path), _tensors(resumed.last_path)

@@ -133,8 +133,8 @@ class Trainer:
                                 "(BatchNorm cannot train on one)")
         self.cfg, self.info, self.loader, self.val_data, self.distributed = cfg, info, loader, val_data, distributed
         self.precision: Precision = resolve_precision(cfg.precision, cfg.channels_last, device)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=device.type == "cpu")
+        # deterministic mode is process-wide in PyTorch: switched on for run() only, then put back
+        self._deterministic = (True, device.type == "cpu") if cfg.deterministic else None
         self.model = model.to(device, memory_format=torch.channels_last) if self.precision.channels_last \
             else model.to(device)
         self.forward = self._wrap(self.model, sync_bn)
@@ -323,6 +323,9 @@ class Trainer:
     def run(self) -> History:
         """Train until the last epoch, `max_steps`, early stopping or a stop request; return the History."""
         cfg, state = self.cfg, self.state
+        before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        if self._deterministic is not None:
+            torch.use_deterministic_algorithms(self._deterministic[0], warn_only=self._deterministic[1])
         try:
             with self.stop.installed():
                 while not state.done:
@@ -348,6 +351,7 @@ class Trainer:
                             self.checkpoint(self)
                         break
         finally:
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
             self.progress.close()
             if self.precision.channels_last:  # leave the model in the layout it came in (saved files are NCHW)
                 self.model.to(memory_format=torch.contiguous_format)
