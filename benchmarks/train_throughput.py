@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,14 +35,12 @@ from resnetlab.data import load_dataset
 from resnetlab.data.images import random_resized_crop
 from resnetlab.data.scan import default_workers
 from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
-from resnetlab.info import ModelInfo
 from resnetlab.models.summary import count_flops
 from resnetlab.training.loop import Trainer
-from resnetlab.training.run import build_train_loader, load_run_data
+from resnetlab.training.run import build_model, build_train_loader, load_run_data
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import SHARED_DATA, write_report  # noqa: E402
-from data_pipeline import PerImageCifar  # noqa: E402  (the per-image CIFAR baseline pipeline)
+from common import SHARED_DATA, write_report
+from data_pipeline import PerImageCifar  # the per-image CIFAR baseline pipeline
 
 SHARED = SHARED_DATA / "cifar10"
 
@@ -117,12 +114,10 @@ def baseline_steps(model_name: str, options: dict, loader: DataLoader):
 def resnetlab_rates(model_name: str, options: dict, data_overrides: dict, batch: int, warmup: int, steps: int,
                     repeats: int = 3) -> tuple[list[float], str]:
     """images/s of `repeats` windows of `steps` optimizer steps of resnetlab's real training loop."""
-    config = load_config(overrides={"model": model_name, "batch_size": batch, "lr": 0.05, **data_overrides})
+    config = load_config(overrides={"model": model_name, "batch_size": batch, "lr": 0.05, **options,
+                                    **data_overrides})  # options are model settings (stem=small)
     data = load_run_data(config)
-    channels, height, width = data.image_shape
-    model = resnetlab.create_model(model_name, num_classes=len(data.class_names), in_chans=channels, **options)
-    info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
-                     mean=data.mean, std=data.std)
+    model, info, _ = build_model(config, data)  # what `resnetlab train` builds
     trainer = Trainer(model, info, build_train_loader(data, config, torch.device("cpu")), config.train)
     stamps: list[float] = []
     total = warmup + steps * repeats

@@ -34,7 +34,7 @@ from .evaluation import compute_metrics
 from .info import ModelInfo
 from .predict import Predictor, batched_logits
 from .registry import create_model
-from .report import EvaluationReport
+from .report import EvaluationReport, tensor_images
 from .training.loop import History, fit
 from .training.optim import build_optimizer
 from .training.progress import make_progress
@@ -225,12 +225,9 @@ class Classifier:
         logits = batched_logits(self.model, data.images, self.info, batch_size=batch_size, device=self.device)
         result = compute_metrics(logits, data.labels, self.info.class_names)
         if report_dir is not None:
-            def image(i: int) -> np.ndarray:
-                pixels = data.images[i].permute(1, 2, 0).numpy()
-                return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
-
             EvaluationReport(result, self.info, f"Classifier({self.info.arch.name})", "arrays", "given", "none",
-                             "model", [f"index {i}" for i in range(len(data))], image).write(report_dir)
+                             "model", [f"index {i}" for i in range(len(data))], tensor_images(data.images)
+                             ).write(report_dir)
         out = {"loss": result.loss}
         for metric in self._compiled.metrics:
             out[metric] = result.accuracy if metric == "accuracy" else result.top5

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import load_model
 from .data.arrays import images_to_tensor
-from .data.images import IMAGE_SUFFIXES, BadImageError, image_to_array, load_image, resize_for_model
+from .data.images import IMAGE_SUFFIXES, BadImageError, read_for_model
 from .data.loader import Normalize
 from .data.scan import default_workers
 from .device import resolve_device
@@ -144,13 +144,11 @@ class _Decode(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray | None, str | None]:
-        channels, height, width = self.info.input_size
         try:
-            image = load_image(self.paths[index], channels=channels)
+            return read_for_model(self.paths[index], self.info.input_size, self.info.interpolation,
+                                  self.info.crop_pct), None
         except BadImageError as exc:
             return None, str(exc)
-        image = resize_for_model(image, (height, width), self.info.interpolation, self.info.crop_pct)
-        return image_to_array(image), None
 
 
 class Predictor:
@@ -205,10 +203,7 @@ class Predictor:
 
     def read_file(self, path: str | Path) -> np.ndarray:
         """Load and resize an image file as the model expects: uint8 [C, H, W]."""
-        channels, height, width = self.info.input_size
-        image = load_image(path, channels=channels)
-        image = resize_for_model(image, (height, width), self.info.interpolation, self.info.crop_pct)
-        return image_to_array(image)
+        return read_for_model(path, self.info.input_size, self.info.interpolation, self.info.crop_pct)
 
     def predict_files(self, paths: list[str | Path], topk: int = 5, workers: int | None = None) -> list[Prediction]:
         """Top-k predictions per file, in order; unreadable files get a Prediction with `error` set.

@@ -66,7 +66,8 @@ class EvaluationReport:
         plots.reliability_diagram(r.probs, r.labels, folder / "reliability.png", bins=ECE_BINS, ece=r.ece)
         plots.per_class_accuracy(r.class_names, list(r.per_class_accuracy.values()), folder / "per_class_accuracy.png")
         worst = r.top_losses(top_losses)
-        captions = [f"true: {r.class_names[r.labels[i]]}\npred: {r.class_names[r.predictions[i]]} "
+        predicted = r.predictions  # a property: arg-max over all N x K probabilities, so once
+        captions = [f"true: {r.class_names[r.labels[i]]}\npred: {r.class_names[predicted[i]]} "
                     f"({r.probs[i].max():.2f})\nloss {r.sample_losses[i]:.2f}" for i in worst]
         plots.image_grid([self.image(int(i)) for i in worst], captions, folder / "top_losses.png")
         markdown = self._markdown(summary)
@@ -149,6 +150,16 @@ class EvaluationReport:
         return "\n".join(parts)
 
 
+def tensor_images(images: Any) -> Callable[[int], np.ndarray]:
+    """Image i of a uint8 or 0..1 float tensor [N, C, H, W], as uint8 [H, W, C] (for the top-losses grid)."""
+
+    def image(i: int) -> np.ndarray:
+        pixels = images[i].permute(1, 2, 0).numpy()
+        return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
+
+    return image
+
+
 def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
              tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
              ema: bool = True, backend: str = "auto", precision: str = "fp32") -> EvaluationReport:
@@ -165,7 +176,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     """
     from .checkpoint import load_model
     from .data.dataset import ImageFiles
-    from .data.images import image_to_array, load_image, resize_for_model
+    from .data.images import read_for_model
     from .data.sources import load_dataset
     from .device import resolve_device
     from .errors import ConfigError
@@ -201,17 +212,11 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
         extra.update(fp32_accuracy=reference.accuracy, accuracy_change=result.accuracy - reference.accuracy)
     if isinstance(part, ImageFiles):
         sources = list(part.paths)
-        channels, height, width = info.input_size
 
         def image(i: int) -> np.ndarray:
-            picture = resize_for_model(load_image(part.paths[i], channels), (height, width), info.interpolation,
-                                       info.crop_pct)
-            return image_to_array(picture).transpose(1, 2, 0)
+            return read_for_model(part.paths[i], info.input_size, info.interpolation, info.crop_pct).transpose(1, 2, 0)
     else:
         sources = [f"index {i}" for i in range(len(part))]
-
-        def image(i: int) -> np.ndarray:
-            pixels = part.images[i].permute(1, 2, 0).numpy()
-            return pixels if pixels.dtype == np.uint8 else (pixels * 255).clip(0, 255).astype(np.uint8)
+        image = tensor_images(part.images)
     weights = "EMA" if info.training.get("weights") == "ema" else "model"
     return EvaluationReport(result, info, str(model), str(name), split, tta, weights, sources, image, extra)

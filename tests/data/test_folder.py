@@ -165,11 +165,20 @@ def test_file_loader_is_reproducible_across_worker_counts(tmp_path):
 
 
 def test_file_loader_eval_matches_predictor_preprocessing(tmp_path):
+    from PIL import Image
+
+    from resnetlab.info import ModelInfo
+    from resnetlab.predict import Predictor
+    from resnetlab.registry import create_model
+
     make_folder(tmp_path, bad=False, per_class=2)
     files = load_dataset(str(tmp_path), val_fraction=0).train
-    loader = FileLoader(files, 4, input_size=(3, 16, 16), mean=(0, 0, 0), std=(1, 1, 1))
-    images, _ = next(iter(loader))
-    from resnetlab.data.images import image_to_array, load_image
-    expected = image_to_array(load_image(files.paths[0])) / 255.0
-    np.testing.assert_allclose(images[0].numpy(), expected, atol=1e-6)
     assert isinstance(files, ImageFiles)
+    assert Image.open(files.paths[0]).size != (10, 10)  # so the resize and the crop both do something
+    loader = FileLoader(files, 4, input_size=(3, 10, 10), mean=(0, 0, 0), std=(1, 1, 1), crop_pct=0.875)
+    images, _ = next(iter(loader))
+    model = create_model("resnet20", num_classes=len(set(files.labels.tolist())))
+    info = ModelInfo(arch=model.arch, class_names=[str(i) for i in range(model.arch.num_classes)],
+                     input_size=(3, 10, 10), mean=(0, 0, 0), std=(1, 1, 1), crop_pct=0.875)
+    expected = Predictor(model, info, device="cpu").read_file(files.paths[0]) / 255.0
+    np.testing.assert_allclose(images[0].numpy(), expected, atol=1e-6)

@@ -103,11 +103,6 @@ class DatasetSplits:
             return self.file_input_size
         return self.train.image_shape
 
-    @property
-    def streamed(self) -> bool:
-        """True when images are decoded from files during training rather than held in memory."""
-        return isinstance(self.train, ImageFiles)
-
     def split(self, name: str) -> Split:
         """Return the named split, or raise naming the ones that exist."""
         data = {"train": self.train, "val": self.val, "test": self.test}.get(name)

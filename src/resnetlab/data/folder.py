@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import DatasetSplits, ImageFiles, stratified_split
+from .dataset import DatasetSplits, ImageFiles, split_train_val
 from .images import IMAGE_SUFFIXES
 from .scan import ScanResult, pixel_stats, scan_files
 from .stream import decode_files
@@ -166,9 +165,10 @@ def load_files_dataset(source: str | Path, *, val_fraction: float | None = None,
     missing = [name for i, name in enumerate(class_names) if i not in present]
     if missing:
         raise DataError(f"{source}: no usable training images for class(es) {', '.join(missing)}")
-    if "val" not in files and (val_fraction if val_fraction is not None else 0.1) > 0:
-        kept, held = stratified_split(files["train"].labels.numpy(), 0.1 if val_fraction is None else val_fraction)
-        files["train"], files["val"] = files["train"].subset(kept), files["train"].subset(held)
+    if "val" not in files:
+        files["train"], val = split_train_val(files["train"], 0.1 if val_fraction is None else val_fraction)
+        if val is not None:
+            files["val"] = val
 
     good = [r for r in results if r.ok]
     channels = channels or choose_channels(good)
@@ -186,7 +186,3 @@ def load_files_dataset(source: str | Path, *, val_fraction: float | None = None,
         pad_mode="reflect", flip=True, interpolation="bilinear", crop_pct=crop_pct, file_input_size=input_size,
         skipped=[(r.path, r.error) for r in bad], notes={"source": str(source)},
     )
-
-
-def class_counts(labels: torch.Tensor | np.ndarray, num_classes: int) -> list[int]:
-    return np.bincount(np.asarray(labels), minlength=num_classes).tolist()

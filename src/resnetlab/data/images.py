@@ -105,6 +105,17 @@ def resize_for_model(image: Image.Image, size: tuple[int, int], interpolation: s
     return resized.crop((left, top, left + width, top + height))
 
 
+def read_for_model(source: str | Path | bytes, input_size: tuple[int, int, int], interpolation: str = "bilinear",
+                   crop_pct: float = 1.0, *, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """An image file (or its bytes) as a model's evaluation transform sees it: uint8 [C, H, W].
+
+    The one place predict, evaluate, explain, serve and the file loaders turn a file into model input.
+    """
+    channels, height, width = input_size
+    image = load_image(source, channels, name=name, max_pixels=max_pixels)
+    return image_to_array(resize_for_model(image, (height, width), interpolation, crop_pct))
+
+
 def image_to_array(image: Image.Image) -> np.ndarray:
     """PIL image -> uint8 [C, H, W]."""
     array = np.asarray(image, dtype=np.uint8)

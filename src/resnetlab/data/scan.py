@@ -53,9 +53,10 @@ def scan_file(path: str) -> ScanResult:
     except BadImageError as exc:
         return ScanResult(path, error=str(exc).removeprefix(f"{path}: "))
     mode = image.info.get("source_mode", image.mode)
-    pixels = np.asarray(image, dtype=np.float64).reshape(-1, 3) / 255.0
-    return ScanResult(path, None, image.width, image.height, mode, pixels.sum(0).tolist(),
-                      (pixels * pixels).sum(0).tolist())
+    pixels = np.asarray(image, dtype=np.uint8).reshape(-1, 3)  # exact integer sums: no float copies of the image
+    sums = pixels.sum(0, dtype=np.uint64) / 255.0
+    squares = np.einsum("ij,ij->j", pixels, pixels, dtype=np.uint64) / 255.0**2
+    return ScanResult(path, None, image.width, image.height, mode, sums.tolist(), squares.tolist())
 
 
 def _cache_file(root: Path) -> Path:

@@ -15,7 +15,7 @@ from PIL import ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from .dataset import ImageFiles, ImageSet
-from .images import image_to_array, load_image, random_resized_crop, resize_for_model
+from .images import image_to_array, load_image, random_resized_crop, read_for_model
 from .loader import EpochBatches, Normalize, batch_generator, epoch_order
 from .mix import BatchAugment
 from .scan import default_workers
@@ -36,14 +36,15 @@ class DecodedFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = load_image(self.paths[index], channels=self.channels)  # BadImageError names the file
-        if self.train:
-            rng = np.random.default_rng([*self.seed, index])
-            image = random_resized_crop(image, self.size, rng, scale=self.scale, interpolation=self.interpolation)
-            if self.flip and rng.random() < 0.5:
-                image = ImageOps.mirror(image)
-        else:
-            image = resize_for_model(image, self.size, self.interpolation, self.crop_pct)
+        path = self.paths[index]  # a bad file raises BadImageError naming it
+        if not self.train:
+            array = read_for_model(path, (self.channels, *self.size), self.interpolation, self.crop_pct)
+            return torch.from_numpy(array.copy()), self.labels[index]
+        image = load_image(path, channels=self.channels)
+        rng = np.random.default_rng([*self.seed, index])
+        image = random_resized_crop(image, self.size, rng, scale=self.scale, interpolation=self.interpolation)
+        if self.flip and rng.random() < 0.5:
+            image = ImageOps.mirror(image)
         return torch.from_numpy(image_to_array(image).copy()), self.labels[index]
 
 

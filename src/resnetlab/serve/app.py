@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .. import __version__
-from ..data.images import BadImageError, image_to_array, load_image, resize_for_model
+from ..data.images import BadImageError, read_for_model
 from ..inference import describe
 from ..predict import Predictor
 from .batcher import MicroBatcher
@@ -123,10 +123,8 @@ async def _uploads(request: Request, config: ServeConfig) -> list[tuple[str, byt
 
 
 def _decode(data: bytes, name: str, predictor: Predictor, max_pixels: int) -> np.ndarray:
-    channels, height, width = predictor.info.input_size
-    image = load_image(data, channels, name=name, max_pixels=max_pixels)
-    return image_to_array(resize_for_model(image, (height, width), predictor.info.interpolation,
-                                           predictor.info.crop_pct))
+    info = predictor.info
+    return read_for_model(data, info.input_size, info.interpolation, info.crop_pct, name=name, max_pixels=max_pixels)
 
 
 def _top(probs: np.ndarray, class_names: list[str], k: int) -> list[dict[str, Any]]:

@@ -15,11 +15,10 @@ from pathlib import Path
 from ..config import Config
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..info import ModelInfo
 from ..plots import lr_finder
-from ..registry import create_model
 from .loop import Trainer
-from .run import build_train_loader, load_run_data, make_run_dir, seed_everything
+from .optim import class_weights
+from .run import build_model, build_train_loader, load_run_data, make_run_dir, seed_everything
 
 
 @dataclass
@@ -57,12 +56,9 @@ def lr_find(config: Config, *, start_lr: float = 1e-6, end_lr: float = 10.0, ste
     seed_everything(config.run.seed)
     device = resolve_device(config.run.device)
     data = load_run_data(config)
-    channels, height, width = data.image_shape
-    model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
-                         **config.model.options())
-    info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
-                     mean=data.mean, std=data.std)
-    trainer = Trainer(model, info, build_train_loader(data, config, device), config.train)
+    model, info, _ = build_model(config, data)  # as `train` would build it: normalization, weights=
+    weights = class_weights(config.train, data.train.labels, len(data.class_names))
+    trainer = Trainer(model, info, build_train_loader(data, config, device), config.train, class_weight=weights)
     lrs, losses, best, average = [], [], math.inf, 0.0
     factor = (end_lr / start_lr) ** (1 / (steps - 1))
 

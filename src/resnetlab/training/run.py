@@ -181,6 +181,23 @@ def train(config: Config | None = None, *, display: str = "auto",
         shutdown(distributed)
 
 
+def build_model(config: Config, data: DatasetSplits, *, pretrained: bool = True
+                ) -> tuple[torch.nn.Module, ModelInfo, list[str]]:
+    """The model of `config` for `data`, its metadata (normalization, resize rule) and notes on the pretrained
+    weights it was started from; what train and lr-find both run."""
+    if config.data.normalize == "pixel_mean":
+        if isinstance(data.train, ImageFiles):
+            raise ConfigError("normalize=pixel_mean needs images of one size in memory; add in_memory=true")
+        data.mean, data.std = pixel_mean(data.train), (1.0,) * data.image_shape[0]
+    channels, height, width = data.image_shape
+    model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
+                         **config.model.options())
+    notes = load_pretrained(model, config.model.weights) if config.model.weights and pretrained else []
+    info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
+                     mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
+    return model, info, notes
+
+
 def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device,
            step_callbacks: Sequence[Callable[[Trainer], None]],
            epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]]) -> TrainResult:
@@ -190,16 +207,7 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
                           "(a model file or a torchvision/timm state dict), or set head_epochs=0")
     seed_everything(config.run.seed)
     data = load_run_data(config)  # every bad file is found here, before any training
-    if config.data.normalize == "pixel_mean":
-        if isinstance(data.train, ImageFiles):
-            raise ConfigError("normalize=pixel_mean needs images of one size in memory; add in_memory=true")
-        data.mean, data.std = pixel_mean(data.train), (1.0,) * data.image_shape[0]
-    channels, height, width = data.image_shape
-    model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
-                         **config.model.options())
-    notes = load_pretrained(model, config.model.weights) if config.model.weights and not config.run.resume else []
-    info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
-                     mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
+    model, info, notes = build_model(config, data, pretrained=not config.run.resume)
     shard = (distributed.rank, distributed.world) if distributed else (0, 1)
     loader = build_train_loader(data, config, device, shard)
     resolve_data_defaults(config, data)  # config.yaml records what was used, not "the dataset's default"

@@ -15,8 +15,6 @@ from ..checkpoint import EMA_KEY, load_checkpoint, save_checkpoint
 from ..errors import ModelFileError
 from .loop import EpochMetrics, LoopState, Trainer
 
-EMA_PREFIX = EMA_KEY
-
 
 def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(JSON part, tensor part) of the Python, NumPy and torch generators."""
@@ -45,7 +43,7 @@ def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = N
     """Write `trainer` to a training checkpoint (model file + optimizer + everything above)."""
     rng_info, tensors = rng_state()
     if trainer.ema is not None:
-        tensors.update({EMA_PREFIX + k: v for k, v in trainer.ema.state_dict().items()})
+        tensors.update({EMA_KEY + k: v for k, v in trainer.ema.state_dict().items()})
     state = {
         "loop": asdict(trainer.state),
         "history": [row.as_row() for row in trainer.history.rows],
@@ -64,7 +62,7 @@ def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
     trainer.state = LoopState(**state["loop"])
     trainer.history.rows = [EpochMetrics(**row) for row in state["history"]]
     if trainer.ema is not None:
-        ema = {k[len(EMA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EMA_PREFIX)}
+        ema = {k[len(EMA_KEY):]: v for k, v in tensors.items() if k.startswith(EMA_KEY)}
         if not ema:
             raise ModelFileError(f"{path} has no EMA weights but ema_decay is on; resume with the settings of the run")
         trainer.ema.load_state_dict(ema, state["ema_updates"] or 0)
