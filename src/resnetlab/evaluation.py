@@ -87,18 +87,23 @@ class EvalResult:
         return data
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Sum over confidence bins of |accuracy - mean confidence| weighted by the bin's share of samples."""
-    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
-    correct = predicted == labels
+def calibration_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Equal-width confidence bins: (edges [bins+1], accuracy, mean confidence, count per bin; empty bins 0)."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total)
+    counts = np.bincount(which, minlength=bins)
+    filled = np.maximum(counts, 1)
+    accuracy = np.bincount(which, weights=correct, minlength=bins) / filled
+    mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / filled
+    return edges, accuracy, mean_confidence, counts
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Sum over confidence bins of |accuracy - mean confidence| weighted by the bin's share of samples."""
+    _, accuracy, confidence, counts = calibration_bins(probs, labels, bins)
+    return float((counts / max(1, counts.sum()) * np.abs(accuracy - confidence)).sum())
 
 
 def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> EvalResult:

@@ -102,14 +102,10 @@ def confusion_matrix(confusion, class_names: Sequence[str], path: str | Path, *,
 
 def reliability_diagram(probs, labels, path: str | Path, *, bins: int = 15, ece: float | None = None) -> Path:
     """Accuracy against confidence in equal-width bins; the gap to the diagonal is miscalibration."""
-    import numpy as np
+    from .evaluation import calibration_bins
 
     plt = _pyplot()
-    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    accuracy = np.array([correct[which == b].mean() if (which == b).any() else 0.0 for b in range(bins)])
-    counts = np.bincount(which, minlength=bins)
+    edges, accuracy, _, counts = calibration_bins(probs, labels, bins)
     centres = (edges[:-1] + edges[1:]) / 2
     figure, (axis, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     axis.bar(centres, accuracy, width=1 / bins, edgecolor="black", label="accuracy")
