@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from resnetlab.data import load_dataset
 from resnetlab.data.augment import Augment
+from resnetlab.data.dataset import DatasetSplits
 from resnetlab.data.loader import BatchLoader
 from resnetlab.data.scan import default_workers, scan_files
 from resnetlab.data.stats import CIFAR10_MEAN, CIFAR10_STD
@@ -75,8 +76,7 @@ def timed_passes(batches, count: int, repeats: int) -> list[float]:
     return rates
 
 
-def cifar_batches(data_dir: Path, repeats: int, batch: int, workers: int) -> dict:
-    data = load_dataset("cifar10", data_dir=str(data_dir), val_fraction=0, download=False)
+def cifar_batches(data: DatasetSplits, repeats: int, batch: int, workers: int) -> dict:
     count = len(data.train)
     loader = BatchLoader(data.train, batch, mean=data.mean, std=data.std, shuffle=True,
                          augment=Augment(crop_padding=4, flip=True))
@@ -92,8 +92,7 @@ def cifar_batches(data_dir: Path, repeats: int, batch: int, workers: int) -> dic
             "ratio": statistics.median(ours) / statistics.median(theirs)}
 
 
-def write_jpeg_folder(data_dir: Path, root: Path, count: int) -> None:
-    data = load_dataset("cifar10", data_dir=str(data_dir), val_fraction=0, download=False)
+def write_jpeg_folder(data: DatasetSplits, root: Path, count: int) -> None:
     for index in range(count):
         label = int(data.train.labels[index])
         folder = root / data.class_names[label]
@@ -102,11 +101,11 @@ def write_jpeg_folder(data_dir: Path, root: Path, count: int) -> None:
         Image.fromarray(array).save(folder / f"{index:05d}.jpg", quality=90)
 
 
-def folder_decoding(data_dir: Path, count: int, repeats: int, batch: int) -> dict:
+def folder_decoding(data: DatasetSplits, count: int, repeats: int, batch: int) -> dict:
     results: dict = {"images": count}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "cifar-jpeg"
-        write_jpeg_folder(data_dir, root, count)
+        write_jpeg_folder(data, root, count)
         os.environ["RESNETLAB_CACHE"] = str(Path(tmp) / "cache")  # a cold scan, not a cached one
         paths = sorted(str(p) for p in root.rglob("*.jpg"))
         started = time.perf_counter()
@@ -134,13 +133,14 @@ def main() -> None:
     workers = default_workers()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    cifar = cifar_batches(Path(args.data_dir), args.repeats, args.batch_size, workers)
+    data = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False)
+    cifar = cifar_batches(data, args.repeats, args.batch_size, workers)
     print(f"CIFAR-10 training batches ({cifar['images']:,} images, crop+flip+normalize, batch {args.batch_size}):")
     print(f"  resnetlab batched pipeline       {cifar['resnetlab_images_per_s']:>10,.0f} images/s")
     print(f"  per-image Pillow + DataLoader({workers}) {cifar['per_image_images_per_s']:>10,.0f} images/s")
     print(f"  ratio                            {cifar['ratio']:>10.1f}x")
 
-    folder = folder_decoding(Path(args.data_dir), args.folder_images, args.repeats, 256)
+    folder = folder_decoding(data, args.folder_images, args.repeats, 256)
     print(f"Image folder of {folder['images']:,} CIFAR-10 JPEGs (32x32):")
     for key, value in folder.items():
         if key.endswith("_per_s"):

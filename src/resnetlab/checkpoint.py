@@ -28,6 +28,7 @@ META_KEY = "resnetlab"
 TRAIN_META_KEY = "resnetlab.train"
 TRAIN_PREFIX = "_train."
 EMA_KEY = "ema."  # training checkpoints keep the weight EMA under TRAIN_PREFIX + EMA_KEY
+LOOKAHEAD_KEY = "lookahead."  # ... and Lookahead's slow weights under TRAIN_PREFIX + LOOKAHEAD_KEY
 SAFETENSORS_SUFFIXES = (".safetensors",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".keras.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

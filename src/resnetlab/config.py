@@ -49,6 +49,7 @@ class DataConfig:
     pad_mode: Literal["zeros", "reflect", "edge"] | None = None  # None: the dataset's default
     normalize: Literal["channel", "pixel_mean"] = "channel"  # per-channel mean/std, or subtract the mean image
     flip: bool | None = None  # random horizontal flips; None: the dataset's default (off for digits)
+    alternate_flip: bool = False  # flips: each image mirrored every other epoch from a random start (airbench)
     cutout: int = 0  # side of a zeroed square per image, pixels (DeVries & Taylor: 16 on CIFAR-10); 0: off
     random_erasing: float = 0.0  # probability of erasing a random rectangle per image (Zhong et al.: 0.5)
     mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha) (Zhang et al.: 0.2); 0: off
@@ -86,6 +87,7 @@ class TrainConfig:
     class_weights: list[float] = field(default_factory=list)  # explicit per-class loss weights (override)
     grad_clip: float = 0.0  # clip the global gradient norm to this; 0: off
     ema_decay: float = 0.0  # weight EMA, evaluated and saved as the model (0.999 is common); 0: off
+    lookahead_steps: int = 0  # Lookahead every this many steps, airbench's schedule (airbench: 5); 0: off
     head_epochs: int = 0  # fine-tuning: train only the classifier for this many epochs first
     backbone_lr_scale: float = 1.0  # fine-tuning: lr multiplier for every layer but the classifier
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device is fast at it

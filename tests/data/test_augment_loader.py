@@ -83,3 +83,30 @@ def test_loader_drop_last_and_unshuffled_order():
     loader = BatchLoader(_set(10), 4, mean=(0,), std=(1,), drop_last=True)
     assert len(loader) == 2 and loader.num_samples == 8
     assert [labels.tolist() for _, labels in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def _mirrored_by_label(loader, epoch):
+    """label -> whether the loader showed that image mirrored in `epoch` (images are left-right ramps)."""
+    loader.set_epoch(epoch)
+    out = {}
+    for images, labels in loader:
+        for image, label in zip(images, labels.tolist()):
+            out[label] = bool(image[0, 0, 0] > image[0, 0, -1])  # a ramp rises left to right unless mirrored
+    return out
+
+
+def test_alternate_flip_shows_each_image_mirrored_every_other_epoch():
+    n = 200
+    images = torch.arange(8, dtype=torch.uint8).expand(n, 1, 8, 8).contiguous()
+    data = ImageSet(images, torch.arange(n))
+    loader = BatchLoader(data, 32, mean=(0,), std=(1,), shuffle=True, seed=3,
+                         augment=Augment(flip=True), alternate_flip=True)
+    epochs = [_mirrored_by_label(loader, epoch) for epoch in (1, 2, 3)]
+    assert 0.35 < sum(epochs[0].values()) / n < 0.65  # a random start ...
+    assert all(epochs[1][i] != epochs[0][i] and epochs[2][i] == epochs[0][i] for i in range(n))  # ... then alternate
+    again = BatchLoader(data, 32, mean=(0,), std=(1,), shuffle=True, seed=3,
+                        augment=Augment(flip=True), alternate_flip=True)
+    assert _mirrored_by_label(again, 2) == epochs[1]  # any epoch can be replayed (resume)
+    independent = BatchLoader(data, 32, mean=(0,), std=(1,), shuffle=True, seed=3, augment=Augment(flip=True))
+    plain = [_mirrored_by_label(independent, epoch) for epoch in (1, 2)]
+    assert sum(plain[0][i] == plain[1][i] for i in range(n)) > n // 4  # coin flips repeat sides; alternation never

@@ -15,7 +15,7 @@ from resnetlab.errors import ConfigError, ModelFileError
 from resnetlab.evaluation import EvalResult
 from resnetlab.info import ModelInfo
 from resnetlab.training import precision as precision_module
-from resnetlab.training.ema import ModelEma
+from resnetlab.training.ema import Lookahead, ModelEma
 from resnetlab.training.loop import Trainer
 from resnetlab.training.optim import class_weights
 from resnetlab.training.precision import resolve_precision
@@ -235,3 +235,30 @@ def test_deterministic_mode_holds_during_the_run_and_is_put_back(tmp_path):
                              step_callbacks=[lambda trainer: seen.append(torch.are_deterministic_algorithms_enabled())])
     assert seen and all(seen) and result.test is not None
     assert not torch.are_deterministic_algorithms_enabled()  # later code in the process is not affected
+
+
+def test_lookahead_pulls_toward_slow_weights_on_airbench_schedule():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    lookahead = Lookahead(model, every=2, total_steps=4)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    lookahead.step(1)  # not a lookahead step: nothing moves
+    assert model.weight.item() == 1.0 and lookahead.slow[0].item() == 0.0
+    lookahead.step(2)  # decay 0.95**2 * (2/4)**3
+    decay = 0.95 ** 2 * 0.125
+    assert lookahead.slow[0].item() == pytest.approx(1 - decay) and model.weight.item() == pytest.approx(1 - decay)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    lookahead.finish()  # the model ends at the slow weights
+    assert model.weight.item() == pytest.approx(1 - decay)
+    with pytest.raises(ValueError, match="lookahead_steps"):
+        Lookahead(model, every=0, total_steps=4)
+
+
+def test_training_with_lookahead_ends_on_the_slow_weights():
+    trainer = _trainer(TrainConfig(epochs=2, lr=0.1, lookahead_steps=3, precision="fp32"))
+    trainer.run()  # 4 batches per epoch: 8 steps, lookahead at 3 and 6, the slow weights taken at 8
+    weights = [v for v in trainer.model.state_dict().values() if v.is_floating_point()]
+    assert all(torch.equal(w, s) for w, s in zip(weights, trainer.lookahead.slow))
+    assert trainer.history.rows[-1].train_accuracy > 0.5

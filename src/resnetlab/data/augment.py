@@ -19,7 +19,7 @@ class Augment:
 
     crop_padding: int = 0  # random crop of the original size from the image padded by this many pixels
     pad_mode: str = "zeros"  # zeros | reflect | edge (repeat the border: right for digits on white paper)
-    flip: bool = False  # random horizontal flip with probability 1/2
+    flip: bool = False  # horizontal flips: of a random half of each batch, or as the caller's `flips` say
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:
@@ -31,11 +31,13 @@ class Augment:
     def active(self) -> bool:
         return self.crop_padding > 0 or self.flip
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator,
+                 flips: torch.Tensor | None = None) -> torch.Tensor:
+        """Augment a batch; `flips` [B] bool chooses the mirrored images (else a random half is)."""
         if self.crop_padding:
             images = random_crop(images, self.crop_padding, generator, self.pad_mode)
         if self.flip:
-            images = random_flip(images, generator)
+            images = random_flip(images, generator) if flips is None else mirror(images, flips)
         return images
 
 
@@ -64,5 +66,16 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator,
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the batch left-right."""
-    flip = _randint(2, len(images), generator, images.device).bool()
-    return torch.where(flip[:, None, None, None], images.flip(3), images)
+    return mirror(images, _randint(2, len(images), generator, images.device).bool())
+
+
+def mirror(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Mirror the images where `flips` [B] is True left-right."""
+    return torch.where(flips[:, None, None, None], images.flip(3), images)
+
+
+def alternating_flips(start: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Airbench's derandomized flip (Jordan 2024, Sec. 3.6): an image starts mirrored or not at random
+    (`start`, fixed per image) and switches every epoch, so two epochs in a row show both sides,
+    where independent coin flips repeat the same side half of the time."""
+    return start ^ bool(epoch % 2 == 0)

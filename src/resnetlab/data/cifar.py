@@ -132,7 +132,7 @@ def _locate(name: str, root: Path, download: bool) -> tuple[str, Path]:
     return version, root / subfolder
 
 
-def load_cifar(name: str, data_dir: str | None = None, val_fraction: float | None = 0.1, download: bool = True,
+def load_cifar(name: str, data_dir: str | None = None, val_fraction: float | None = None, download: bool = True,
                coarse: bool = False) -> DatasetSplits:
     """Load CIFAR-10 or CIFAR-100 (fine labels, or the 20 superclasses with coarse=True)."""
     root = Path(data_dir).expanduser() if data_dir else cache_dir() / name

@@ -132,8 +132,12 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tupl
     return kept, held_out
 
 
+DEFAULT_VAL_FRACTION = 0.1  # validation share of a source's training data unless it says otherwise (digits)
+
+
 def split_train_val(train: Split, fraction: float | None) -> tuple[Split, Split | None]:
-    """Hold out a stratified `fraction` of `train` for validation (None or 0: no validation split)."""
+    """Hold out a stratified `fraction` of `train` for validation (None: DEFAULT_VAL_FRACTION, 0: none)."""
+    fraction = DEFAULT_VAL_FRACTION if fraction is None else fraction
     if not fraction:
         return train, None
     kept, held = stratified_split(train.labels.numpy(), fraction)

@@ -166,7 +166,7 @@ def load_files_dataset(source: str | Path, *, val_fraction: float | None = None,
     if missing:
         raise DataError(f"{source}: no usable training images for class(es) {', '.join(missing)}")
     if "val" not in files:
-        files["train"], val = split_train_val(files["train"], 0.1 if val_fraction is None else val_fraction)
+        files["train"], val = split_train_val(files["train"], val_fraction)
         if val is not None:
             files["val"] = val
 

@@ -65,7 +65,7 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_dataset(name: str, data_dir: str | None = None, val_fraction: float | None = 0.1,
+def load_idx_dataset(name: str, data_dir: str | None = None, val_fraction: float | None = None,
                      download: bool = True) -> DatasetSplits:
     """Load an MNIST-style dataset: 60,000 train (less the validation share) and 10,000 test images."""
     mirrors, md5s, class_names, stats = SOURCES[name]

@@ -54,7 +54,8 @@ def _files_report(source: Path, workers: int | None) -> DatasetReport:
         widths, heights = [r.width for r in good], [r.height for r in good]
         sizes = {"width": (min(widths), max(widths)), "height": (min(heights), max(heights))}
     channels = choose_channels(good)
-    mean, std = pixel_stats(good, channels)
+    train_paths = set(splits["train"][0])  # as training computes them: from training images only
+    mean, std = pixel_stats([r for r in good if r.path in train_paths], channels)
     side, crop_pct = choose_size(results, None)
     return DatasetReport(str(source), names, counts, sizes, dict(Counter(r.mode for r in good)),
                          [(r.path, r.error) for r in results if not r.ok], mean, std,

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import torch
 
-from .augment import Augment
+from .augment import Augment, alternating_flips
 from .dataset import ImageSet
 from .mix import BatchAugment
 
@@ -106,6 +106,7 @@ class BatchLoader(EpochBatches):
         seed: int = 0,
         batch_augment: BatchAugment | None = None,
         shard: tuple[int, int] = (0, 1),
+        alternate_flip: bool = False,
     ):
         self._setup(len(data), batch_size, drop_last, seed, shard)
         self.device = torch.device(device)
@@ -115,20 +116,23 @@ class BatchLoader(EpochBatches):
         self.augment = augment if augment is not None and augment.active else None
         self.normalize = Normalize(mean, std, data.scale, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
+        self.flip_start = None  # alternate_flip: whether each image is mirrored in odd epochs
+        if alternate_flip and self.augment is not None and self.augment.flip:
+            start = torch.randint(2, (len(data),), generator=batch_generator(seed, -1, -1))
+            self.flip_start = start.bool().to(self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = epoch_order(len(self.images), self.seed, self.epoch).to(self.device) if self.shuffle else None
+        count = len(self.images)
+        order = epoch_order(count, self.seed, self.epoch) if self.shuffle else torch.arange(count)
+        order = order.to(self.device)
         first, self.start_batch = self.start_batch, 0
         for batch in range(first, len(self)):
             generator = batch_generator(self.seed, self.epoch, batch)
-            window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
-            if order is None:
-                images, labels = self.images[window], self.labels[window]
-            else:
-                index = order[window]
-                images, labels = self.images[index], self.labels[index]
+            index = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            images, labels = self.images[index], self.labels[index]
             if self.augment is not None:
-                images = self.augment(images, generator)
+                flips = alternating_flips(self.flip_start[index], self.epoch) if self.flip_start is not None else None
+                images = self.augment(images, generator, flips)
             normalized = self.normalize(images)
             if self.batch_augment is not None:  # cutout/erasing/mixup/cutmix; labels may become soft targets
                 normalized, labels = self.batch_augment(normalized, labels, generator)

@@ -50,7 +50,7 @@ def load_npz(path: str | Path, *, val_fraction: float | None = None) -> DatasetS
         raise DataError(f"{path}: y_train holds a single class; a classifier needs at least two")
     train, val = sets["train"], sets.get("val")
     if val is None:
-        train, val = split_train_val(train, 0.1 if val_fraction is None else val_fraction)
+        train, val = split_train_val(train, val_fraction)
     mean, std = channel_stats(train)
     side = train.image_shape[1]
     return DatasetSplits(

@@ -45,10 +45,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     key = ALIASES.get(name.lower(), name.lower())
     if key in DATASETS:
         loader, _ = DATASETS[key]
-        kwargs = {"data_dir": data_dir, "download": download}
-        if val_fraction is not None or key == "digits":
-            kwargs["val_fraction"] = val_fraction
-        return loader(**kwargs)
+        return loader(data_dir=data_dir, val_fraction=val_fraction, download=download)
     path = Path(name).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return load_files_dataset(path, val_fraction=val_fraction, img_size=img_size, channels=channels,

@@ -14,6 +14,7 @@ import torch
 from PIL import ImageOps
 from torch.utils.data import DataLoader, Dataset
 
+from .augment import alternating_flips
 from .dataset import ImageFiles, ImageSet
 from .images import image_to_array, load_image, random_resized_crop, read_for_model
 from .loader import EpochBatches, Normalize, batch_generator, epoch_order
@@ -25,10 +26,11 @@ class DecodedFiles(Dataset):
     """Decode one file into uint8 [C, H, W] (training or evaluation transform) with its label."""
 
     def __init__(self, files: ImageFiles, input_size: tuple[int, int, int], *, train: bool, flip: bool = False,
-                 interpolation: str = "bilinear", crop_pct: float = 1.0, scale: tuple[float, float] = (0.08, 1.0)):
+                 interpolation: str = "bilinear", crop_pct: float = 1.0, scale: tuple[float, float] = (0.08, 1.0),
+                 alternate_flip: bool = False):
         self.paths, self.labels = files.paths, files.labels.tolist()
         self.channels, self.size = input_size[0], (input_size[1], input_size[2])
-        self.train, self.flip, self.scale = train, flip, scale
+        self.train, self.flip, self.scale, self.alternate_flip = train, flip, scale, alternate_flip
         self.interpolation, self.crop_pct = interpolation, crop_pct
         self.seed = [0, 0]  # (run seed, epoch): set before each epoch's workers start
 
@@ -43,9 +45,17 @@ class DecodedFiles(Dataset):
         image = load_image(path, channels=self.channels)
         rng = np.random.default_rng([*self.seed, index])
         image = random_resized_crop(image, self.size, rng, scale=self.scale, interpolation=self.interpolation)
-        if self.flip and rng.random() < 0.5:
+        if self.flip and self._flipped(index, rng):
             image = ImageOps.mirror(image)
         return torch.from_numpy(image_to_array(image).copy()), self.labels[index]
+
+
+    def _flipped(self, index: int, rng: np.random.Generator) -> bool:
+        if not self.alternate_flip:
+            return bool(rng.random() < 0.5)
+        run_seed, epoch = self.seed
+        start = torch.tensor(np.random.default_rng([run_seed, index, 1]).random() < 0.5)
+        return bool(alternating_flips(start, epoch))
 
 
 class FileLoader(EpochBatches):
@@ -59,11 +69,12 @@ class FileLoader(EpochBatches):
                  mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu", train: bool = False,
                  shuffle: bool = False, flip: bool = False, interpolation: str = "bilinear", crop_pct: float = 1.0,
                  workers: int | None = None, seed: int = 0, drop_last: bool = False,
-                 batch_augment: BatchAugment | None = None, shard: tuple[int, int] = (0, 1)):
+                 batch_augment: BatchAugment | None = None, shard: tuple[int, int] = (0, 1),
+                 alternate_flip: bool = False):
         self._setup(len(data), batch_size, drop_last, seed, shard)
         self.device = torch.device(device)
         self.dataset = DecodedFiles(data, input_size, train=train, flip=flip, interpolation=interpolation,
-                                    crop_pct=crop_pct)
+                                    crop_pct=crop_pct, alternate_flip=alternate_flip)
         self.shuffle = shuffle
         self.workers = default_workers() if workers is None else workers
         self.normalize = Normalize(mean, std, 1.0 / 255.0, self.device)

@@ -48,3 +48,46 @@ class ModelEma:
     def load_state_dict(self, state: dict[str, torch.Tensor], updates: int) -> None:
         self.module.load_state_dict(state)
         self.updates = updates
+
+
+class Lookahead:
+    """Lookahead (Zhang et al. 2019) as airbench schedules it (Jordan 2024): every `every` optimizer
+    steps, a slow copy of the weights moves toward the trained ("fast") weights and the fast weights
+    restart from it: slow = decay * slow + (1 - decay) * fast; fast = slow.
+
+    decay = 0.95**every * (step / total)**3: no pull at the start, the most at the end, where it
+    averages away the noise of the last steps. `finish` leaves the model at the slow weights.
+    Parameters and float buffers (BatchNorm statistics) both follow; counters are left alone.
+    """
+
+    BASE = 0.95  # airbench's per-step decay
+
+    def __init__(self, model: nn.Module, every: int, total_steps: int):
+        if every < 1:
+            raise ValueError(f"lookahead_steps must be >= 1, got {every}")
+        self.every, self.total_steps = every, max(1, total_steps)
+        self._fast = [v for v in model.state_dict().values() if v.is_floating_point()]
+        self.slow = [v.detach().clone() for v in self._fast]
+
+    @torch.no_grad()
+    def step(self, step: int) -> None:
+        """Call after optimizer step number `step` (1-based); acts on every `every`-th."""
+        if step % self.every:
+            return
+        decay = self.BASE ** self.every * min(1.0, step / self.total_steps) ** 3
+        torch._foreach_lerp_(self.slow, self._fast, 1.0 - decay)
+        torch._foreach_copy_(self._fast, self.slow)
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """End of training: the model takes the slow weights."""
+        torch._foreach_copy_(self._fast, self.slow)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {str(i): tensor for i, tensor in enumerate(self.slow)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if len(state) != len(self.slow):
+            raise ValueError(f"the checkpoint has {len(state)} lookahead tensors, the model {len(self.slow)}")
+        for i, tensor in enumerate(self.slow):
+            tensor.copy_(state[str(i)])

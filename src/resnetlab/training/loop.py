@@ -25,7 +25,7 @@ from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
 from ..predict import Inference
 from .distributed import Distributed, all_reduce_sum
-from .ema import ModelEma
+from .ema import Lookahead, ModelEma
 from .optim import build_optimizer, build_schedule, head_parameters, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressDisplay, SilentProgress
@@ -100,8 +100,9 @@ class LoopState:
     seen: int = 0  # images of the epoch so far (this process)
     seconds: float = 0.0  # training time of the epoch so far
     warming: bool = False  # He et al.'s low-lr warm-up still on
-    best_accuracy: float | None = None  # best validation accuracy so far (early stopping)
-    stale_epochs: int = 0  # epochs since it improved
+    best_score: list[float] | None = None  # best (val accuracy, -val loss) so far; ties on accuracy go to the loss
+    best_epoch: int = 0  # the epoch that scored it (every epoch counts as best when there is no validation)
+    stale_epochs: int = 0  # epochs since the score improved (early stopping)
     done: bool = False  # finished: all epochs, max_steps or early stopping
     stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
 
@@ -146,6 +147,9 @@ class Trainer:
         micro_per_epoch = len(loader)
         self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
         self.schedule = build_schedule(cfg, self.steps_per_epoch, cfg.max_steps)
+        self.total_steps = self.steps_per_epoch * cfg.epochs if cfg.max_steps is None else \
+            min(cfg.max_steps, self.steps_per_epoch * cfg.epochs)
+        self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
         self.state = LoopState(warming=cfg.warmup_lr is not None)
         self.history = History(metrics)
         self.callbacks: list[EpochCallback] = []
@@ -256,9 +260,13 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.state.step += 1
+        if self.lookahead is not None:
+            self.lookahead.step(self.state.step)
+            if self.state.step == self.total_steps:
+                self.lookahead.finish()
         if self.ema is not None:
             self.ema.update(self.model)
-        self.state.step += 1
 
     def _check_warmup(self, sums: torch.Tensor, marks: tuple[float, int]) -> tuple[float, int]:
         """He et al. 2015: leave the low warm-up lr once training accuracy passes the threshold."""
@@ -313,12 +321,19 @@ class Trainer:
             lr=self.optimizer.param_groups[0]["lr"], seconds=state.seconds,
             images_per_second=totals[3] / max(state.seconds, 1e-9))
         self.history.rows.append(metrics)
-        if val is not None and (state.best_accuracy is None or val.accuracy > state.best_accuracy):
-            state.best_accuracy, state.stale_epochs = val.accuracy, 0
-        elif val is not None:
+        score = [val.accuracy, -val.loss] if val is not None else None
+        if score is None or state.best_score is None or score > state.best_score:
+            state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
+        else:
             state.stale_epochs += 1
         state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
         return metrics
+
+    def _stop_now(self) -> None:
+        """A stop request (SIGINT/SIGTERM): record why and write `last` so the run can resume."""
+        self.state.stop_reason = self.stop.reason
+        if self.checkpoint is not None:
+            self.checkpoint(self)
 
     def run(self) -> History:
         """Train until the last epoch, `max_steps`, early stopping or a stop request; return the History."""
@@ -332,23 +347,19 @@ class Trainer:
                     self.progress.start_epoch(state.epoch, cfg.epochs, len(self.loader), state.batch)
                     complete = self.train_epoch()
                     if not complete and self.stop.requested:
-                        state.stop_reason = self.stop.reason
-                        if self.checkpoint is not None:
-                            self.checkpoint(self)
+                        self._stop_now()
                         break
                     metrics = self.finish_epoch()
                     reached = cfg.max_steps is not None and state.step >= cfg.max_steps
                     stale = cfg.patience and state.stale_epochs >= cfg.patience
                     state.done = state.epoch > cfg.epochs or reached or bool(stale)
                     if stale:
-                        state.stop_reason = f"early stopping: no better validation accuracy for {cfg.patience} epochs"
+                        state.stop_reason = f"early stopping: no better validation result for {cfg.patience} epochs"
                     self.progress.end_epoch(metrics.summary())
                     for callback in self.callbacks:
                         callback(metrics, self.eval_model, self.optimizer)
                     if self.stop.requested and not state.done:
-                        state.stop_reason = self.stop.reason
-                        if self.checkpoint is not None:
-                            self.checkpoint(self)
+                        self._stop_now()
                         break
         finally:
             torch.use_deterministic_algorithms(before[0], warn_only=before[1])

@@ -90,6 +90,9 @@ def build_train_loader(data: DatasetSplits, config: Config, device: torch.device
     d, t = config.data, config.train
     micro = t.batch_size // t.accumulate
     flip = data.flip if d.flip is None else d.flip
+    if d.alternate_flip and not flip:
+        raise ConfigError("alternate_flip=true changes how images are flipped, but flips are off for this dataset; "
+                          "add flip=true (or leave alternate_flip off)")
     batch_augment = BatchAugment(cutout=d.cutout, random_erasing=d.random_erasing, mixup_alpha=d.mixup_alpha,
                                  cutmix_alpha=d.cutmix_alpha, mix_prob=d.mix_prob, num_classes=len(data.class_names))
     remainder = len(data.train) % micro
@@ -100,14 +103,14 @@ def build_train_loader(data: DatasetSplits, config: Config, device: torch.device
         return FileLoader(data.train, micro, input_size=data.image_shape, mean=data.mean, std=data.std,
                           device=device, train=True, shuffle=True, flip=flip, interpolation=data.interpolation,
                           workers=d.workers, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment,
-                          shard=shard)
+                          shard=shard, alternate_flip=d.alternate_flip)
     augment = Augment(
         crop_padding=data.crop_padding if d.crop_padding is None else d.crop_padding,
         pad_mode=data.pad_mode if d.pad_mode is None else d.pad_mode, flip=flip,
     )
     return BatchLoader(data.train, micro, mean=data.mean, std=data.std, device=device, shuffle=True,
                        augment=augment, seed=config.run.seed, drop_last=drop_last, batch_augment=batch_augment,
-                       shard=shard)
+                       shard=shard, alternate_flip=d.alternate_flip)
 
 
 def resolve_data_defaults(config: Config, data: DatasetSplits) -> None:
@@ -217,14 +220,12 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
 
     if config.run.resume:
         run_dir, checkpoint = resume_target(config.run.resume)
-        saved = restore_training(checkpoint, trainer)
+        restore_training(checkpoint, trainer)
     else:
         name = config.run.name or f"{config.model.name}-{Path(config.data.name).name}"
         run_dir = Path(broadcast_text(str(make_run_dir(config.run.project, name)) if main else None, distributed))
-        saved = {}
     writer = RunWriter(run_dir, config) if main else None
     if writer is not None:
-        writer.restore(saved.get("writer", {}))
         save_config(config, run_dir / "config.yaml")
         if not config.run.resume:
             _write_skipped(run_dir, data.skipped)
@@ -265,8 +266,9 @@ def _finish(config: Config, data: DatasetSplits, writer: RunWriter, history: His
         best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5,
                                   test_tta=config.run.tta)
         save_model(writer.best_path, best_model, best_info)  # the model file records its test result too
-    best_row = history.rows[writer.best_epoch - 1] if 0 < writer.best_epoch <= len(history.rows) else None
-    results = {"run_dir": str(writer.run_dir), "best_epoch": writer.best_epoch, "train_seconds": round(seconds, 2),
+    best_epoch = trainer.state.best_epoch
+    best_row = history.rows[best_epoch - 1] if 0 < best_epoch <= len(history.rows) else None
+    results = {"run_dir": str(writer.run_dir), "best_epoch": best_epoch, "train_seconds": round(seconds, 2),
                "device": str(device), "precision": trainer.precision.name, "steps": trainer.state.step,
                "val_accuracy": best_row.val_accuracy if best_row else None,
                "test": test.to_dict() if test is not None else None, "skipped_files": len(data.skipped),

@@ -3,15 +3,16 @@ scaler and every random number generator, so a resumed run continues exactly."""
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..checkpoint import EMA_KEY, load_checkpoint, save_checkpoint
+from ..checkpoint import EMA_KEY, LOOKAHEAD_KEY, load_checkpoint, save_checkpoint
 from ..errors import ModelFileError
 from .loop import EpochMetrics, LoopState, Trainer
 
@@ -44,6 +45,8 @@ def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = N
     rng_info, tensors = rng_state()
     if trainer.ema is not None:
         tensors.update({EMA_KEY + k: v for k, v in trainer.ema.state_dict().items()})
+    if trainer.lookahead is not None:
+        tensors.update({LOOKAHEAD_KEY + k: v for k, v in trainer.lookahead.state_dict().items()})
     state = {
         "loop": asdict(trainer.state),
         "history": [row.as_row() for row in trainer.history.rows],
@@ -55,17 +58,32 @@ def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = N
     return save_checkpoint(path, trainer.model, trainer.info, trainer.optimizer, state, tensors)
 
 
+def loop_state(saved: dict[str, Any]) -> LoopState:
+    """The LoopState of a checkpoint; one written before `best_score` existed keeps its best accuracy."""
+    known = {f.name for f in fields(LoopState)}
+    state = LoopState(**{k: v for k, v in saved.items() if k in known})
+    if saved.get("best_accuracy") is not None and state.best_score is None:
+        state.best_score = [saved["best_accuracy"], -math.inf]
+    return state
+
+
 def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
     """Load a checkpoint written by `save_training` into `trainer`; return the checkpoint's JSON state."""
     state = load_checkpoint(path, trainer.model, trainer.optimizer)
     tensors = state.pop("tensors")
-    trainer.state = LoopState(**state["loop"])
+    trainer.state = loop_state(state["loop"])
     trainer.history.rows = [EpochMetrics(**row) for row in state["history"]]
     if trainer.ema is not None:
         ema = {k[len(EMA_KEY):]: v for k, v in tensors.items() if k.startswith(EMA_KEY)}
         if not ema:
             raise ModelFileError(f"{path} has no EMA weights but ema_decay is on; resume with the settings of the run")
         trainer.ema.load_state_dict(ema, state["ema_updates"] or 0)
+    if trainer.lookahead is not None:
+        slow = {k[len(LOOKAHEAD_KEY):]: v for k, v in tensors.items() if k.startswith(LOOKAHEAD_KEY)}
+        if not slow:
+            raise ModelFileError(f"{path} has no lookahead weights but lookahead_steps is on; resume with the "
+                                 "settings of the run")
+        trainer.lookahead.load_state_dict(slow)
     if trainer.scaler is not None and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"], tensors)

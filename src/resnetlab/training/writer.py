@@ -31,8 +31,6 @@ class RunWriter:
 
     def __init__(self, run_dir: Path, config: Config):
         self.run_dir, self.config = run_dir, config
-        self.best_epoch = 0
-        self.best_score: tuple[float, float] | None = None  # (val accuracy, -val loss): higher is better
         self.csv_path = run_dir / "metrics.csv"
         self.tensorboard = _tensorboard(run_dir) if config.run.tensorboard else None
         for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write; the real files are intact
@@ -46,15 +44,6 @@ class RunWriter:
     def last_path(self) -> Path:
         return self.run_dir / "last.safetensors"
 
-    def state(self) -> dict[str, Any]:
-        """The writer's part of a checkpoint (so a resumed run keeps the right `best`)."""
-        return {"best_epoch": self.best_epoch, "best_score": self.best_score}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.best_epoch = state.get("best_epoch", 0)
-        score = state.get("best_score")
-        self.best_score = tuple(score) if score is not None else None
-
     def _summary(self, trainer: Trainer, metrics: EpochMetrics | None) -> dict[str, Any]:
         summary = {"dataset": self.config.data.name, "epochs": self.config.train.epochs, "step": trainer.state.step,
                    "ema": trainer.ema is not None, "config": self.config.to_dict(),
@@ -66,13 +55,11 @@ class RunWriter:
     def save_last(self, trainer: Trainer) -> None:
         """Write the training checkpoint `last.safetensors` (atomically)."""
         trainer.info.training = self._summary(trainer, trainer.history.rows[-1] if trainer.history.rows else None)
-        save_training(self.last_path, trainer, {"writer": self.state()})
+        save_training(self.last_path, trainer)
 
     def epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         self._append_csv(metrics)
-        score = (metrics.val_accuracy, -metrics.val_loss) if metrics.val_loss is not None else None
-        if score is None or self.best_score is None or score > self.best_score:
-            self.best_score, self.best_epoch = score, metrics.epoch
+        if trainer.state.best_epoch == metrics.epoch:  # the loop decides what "best" is (early stopping uses it too)
             trainer.info.training = self._summary(trainer, metrics)
             save_model(self.best_path, trainer.eval_model, trainer.info)  # the EMA weights when on
         self.save_last(trainer)

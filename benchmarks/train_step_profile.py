@@ -1,0 +1,128 @@
+"""Where a training step's time goes: the ceiling on training speed-ups for a small ResNet on this machine.
+
+    python benchmarks/train_step_profile.py [--model resnet20] [--batch 128] [--compile]
+
+Profiles the forward + backward + SGD step of resnetlab's default CPU setting (bf16 autocast,
+channels_last) with torch.profiler and sorts each operator's own time into convolutions (forward,
+backward) and the memory-bound rest (BatchNorm, ReLU, additions, other). The convolutions' share
+bounds what any fusion of the rest can gain: with the rest free, a step costs the convolutions alone.
+The same step in eager fp32 NCHW (the plain-PyTorch setting, without its data loader) is timed in
+the same run as the reference, and with --compile the torch.compile'd step too (inductor fuses
+BatchNorm, ReLU and additions into generated kernels). Median of 20 steps after 5 warm-up steps.
+Writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+import resnetlab
+
+from common import write_report
+
+# Operator names (torch.profiler, self time) -> group. Anything else is "other" (optimizer, copies, casts).
+GROUPS = {
+    "aten::mkldnn_convolution": "conv forward", "aten::_convolution": "conv forward",
+    "aten::convolution_backward": "conv backward",
+    "aten::native_batch_norm": "batchnorm", "aten::native_batch_norm_backward": "batchnorm",
+    "aten::_batch_norm_impl_index": "batchnorm",
+    "aten::relu_": "relu", "aten::clamp_min_": "relu", "aten::threshold_backward": "relu",
+    "aten::add": "add", "aten::add_": "add",
+}
+
+
+def make_step(model_name: str, batch: int, *, bf16: bool, channels_last: bool, compiled: bool):
+    torch.manual_seed(0)
+    model = resnetlab.create_model(model_name, num_classes=10)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    forward = torch.compile(model) if compiled else model
+    images = torch.randn(batch, 3, 32, 32).contiguous(memory_format=layout)
+    labels = torch.randint(0, 10, (batch,))
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = criterion(forward(images), labels)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def median_ms(step, warmup: int = 5, steps: int = 20) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def breakdown(step, steps: int = 5) -> dict[str, float]:
+    """ms per step by operator group (self CPU time)."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    groups: dict[str, float] = {}
+    for event in prof.key_averages():
+        group = GROUPS.get(event.key, "other")
+        groups[group] = groups.get(group, 0.0) + event.self_cpu_time_total / 1e3 / steps
+    return groups
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step")
+    parser.add_argument("--out", default="benchmarks/results/train_step_profile.json")
+    args = parser.parse_args()
+
+    reference = median_ms(make_step(args.model, args.batch, bf16=False, channels_last=False, compiled=False))
+    default_step = make_step(args.model, args.batch, bf16=True, channels_last=True, compiled=False)
+    default = median_ms(default_step)
+    groups = breakdown(default_step)
+    profiled = sum(groups.values())
+    conv = groups.get("conv forward", 0.0) + groups.get("conv backward", 0.0)
+    rest = profiled - conv
+    # a 2.5x target over the reference leaves this many ms per step for everything that is not a convolution
+    budget = reference / 2.5 - conv * default / profiled
+    rows = [("fp32 NCHW eager (reference)", reference), ("bf16 channels_last eager (resnetlab default)", default)]
+    if args.compile:
+        compiled_step = make_step(args.model, args.batch, bf16=True, channels_last=True, compiled=True)
+        started = time.perf_counter()
+        compiled_step()
+        compile_seconds = time.perf_counter() - started
+        rows.append(("bf16 channels_last torch.compile", median_ms(compiled_step)))
+
+    print(f"{args.model}, batch {args.batch}, one training step (forward, backward, SGD), median of 20:\n")
+    print("| setting | ms per step | images/s | vs reference |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.1f} | {args.batch / ms * 1e3:,.0f} | {reference / ms:.2f}x |")
+    print(f"\nresnetlab default, ms per step by operator group (profiled total {profiled:.1f} ms):\n")
+    print("| group | ms | share |")
+    print("| --- | ---: | ---: |")
+    for name, ms in sorted(groups.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {ms:.1f} | {ms / profiled:.0%} |")
+    ceiling = reference / (conv * default / profiled)
+    print(f"\nconvolutions {conv:.1f} ms, everything else {rest:.1f} ms: even with the rest free the step "
+          f"would be {ceiling:.2f}x the reference; 2.5x leaves {budget:.1f} ms per step for the rest.")
+    write_report({"benchmark": "train_step_profile", "model": args.model, "batch": args.batch,
+                  "ms_per_step": dict(rows), "groups_ms": groups, "profiled_ms": profiled,
+                  "conv_ms": conv, "rest_ms": rest, "ceiling_ratio": ceiling, "rest_budget_ms_for_2_5x": budget,
+                  **({"compile_seconds": compile_seconds} if args.compile else {})}, args.out)
+
+
+if __name__ == "__main__":
+    main()
