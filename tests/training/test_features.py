@@ -170,7 +170,7 @@ def test_recipes_apply_with_per_model_settings_and_overrides():
     assert he.data.normalize == "pixel_mean" and he.run.recipe == "he2015-cifar"
     assert load_config(overrides={"recipe": "he2015-cifar"}).train.warmup_lr is None
     fast = load_config(overrides={"recipe": "fast-cifar"})
-    assert fast.train.schedule == "onecycle" and fast.run.tta == "flip" and fast.data.val_fraction == 0
+    assert fast.train.schedule == "onecycle" and fast.run.tta == "flip+shift" and fast.data.val_fraction == 0
     with pytest.raises(ConfigError, match="did you mean 'fast-cifar'"):
         load_config(overrides={"recipe": "fast-cifr"})
 
