@@ -23,6 +23,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 import resnetlab
+from resnetlab.models.summary import count_flops
 
 from common import write_report
 
@@ -116,11 +117,16 @@ def main() -> None:
     for name, ms in sorted(groups.items(), key=lambda item: -item[1]):
         print(f"| {name} | {ms:.1f} | {ms / profiled:.0%} |")
     ceiling = reference / (conv * default / profiled)
+    # a step is 3 forward passes of multiply-adds (forward, input and weight gradients); nearly all of them in convs
+    conv_gflops = 3 * count_flops(resnetlab.create_model(args.model, num_classes=10), (3, 32, 32)) * args.batch \
+        / (conv * default / profiled) / 1e6
     print(f"\nconvolutions {conv:.1f} ms, everything else {rest:.1f} ms: even with the rest free the step "
-          f"would be {ceiling:.2f}x the reference; 2.5x leaves {budget:.1f} ms per step for the rest.")
+          f"would be {ceiling:.2f}x the reference; 2.5x leaves {budget:.1f} ms per step for the rest.\n"
+          f"the convolutions compute at {conv_gflops:.0f} GFLOP/s")
     write_report({"benchmark": "train_step_profile", "model": args.model, "batch": args.batch,
                   "ms_per_step": dict(rows), "groups_ms": groups, "profiled_ms": profiled,
-                  "conv_ms": conv, "rest_ms": rest, "ceiling_ratio": ceiling, "rest_budget_ms_for_2_5x": budget,
+                  "conv_ms": conv, "rest_ms": rest, "ceiling_ratio": ceiling, "conv_gflops_per_s": conv_gflops,
+                  "rest_budget_ms_for_2_5x": budget,
                   **({"compile_seconds": compile_seconds} if args.compile else {})}, args.out)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .data.download import cache_dir
 from .data.loader import Normalize
 from .errors import ConfigError, UserError
@@ -118,7 +119,6 @@ def quantize_int8(source: Path, target: Path, images: np.ndarray) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .atomic import atomic_write
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -234,8 +234,7 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
         raise ConfigError(f"no backend could run this model at precision={precision}")
     fastest = min(timed, key=lambda n: timed[n][0])
     choices[choice_key] = fastest
-    choices_file.parent.mkdir(parents=True, exist_ok=True)
-    choices_file.write_text(json.dumps(choices, indent=1))
+    atomic_write(choices_file, lambda tmp: tmp.write_text(json.dumps(choices, indent=1)))  # servers may start together
     return timed[fastest][1]
 
 

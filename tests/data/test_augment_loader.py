@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,26 @@ def test_alternate_flip_shows_each_image_mirrored_every_other_epoch():
     independent = BatchLoader(data, 32, mean=(0,), std=(1,), shuffle=True, seed=3, augment=Augment(flip=True))
     plain = [_mirrored_by_label(independent, epoch) for epoch in (1, 2)]
     assert sum(plain[0][i] == plain[1][i] for i in range(n)) > n // 4  # coin flips repeat sides; alternation never
+
+
+def test_alternate_flip_in_file_workers(tmp_path):
+    from PIL import Image
+
+    from resnetlab.data.dataset import ImageFiles
+    from resnetlab.data.stream import DecodedFiles
+
+    ramp = np.tile(np.linspace(0, 250, 32).astype(np.uint8), (32, 1))  # rises left to right
+    paths = []
+    for i in range(40):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(ramp).convert("RGB").save(paths[-1])
+    files = ImageFiles(paths, torch.zeros(40, dtype=torch.long))
+    dataset = DecodedFiles(files, (3, 16, 16), train=True, flip=True, scale=(0.5, 1.0), alternate_flip=True)
+
+    def mirrored(epoch):
+        dataset.seed = [7, epoch]
+        return [bool(dataset[i][0][0, 8, 0] > dataset[i][0][0, 8, -1]) for i in range(40)]
+
+    first, second, third = mirrored(1), mirrored(2), mirrored(3)
+    assert 8 < sum(first) < 32
+    assert all(a != b for a, b in zip(first, second)) and first == third

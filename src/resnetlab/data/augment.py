@@ -74,8 +74,8 @@ def mirror(images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     return torch.where(flips[:, None, None, None], images.flip(3), images)
 
 
-def alternating_flips(start: torch.Tensor, epoch: int) -> torch.Tensor:
+def alternating_flips(start: torch.Tensor | bool, epoch: int) -> torch.Tensor | bool:
     """Airbench's derandomized flip (Jordan 2024, Sec. 3.6): an image starts mirrored or not at random
     (`start`, fixed per image) and switches every epoch, so two epochs in a row show both sides,
-    where independent coin flips repeat the same side half of the time."""
-    return start ^ bool(epoch % 2 == 0)
+    where independent coin flips repeat the same side half of the time. `start`: a bool or a bool tensor."""
+    return start ^ (epoch % 2 == 0)

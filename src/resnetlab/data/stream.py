@@ -54,8 +54,7 @@ class DecodedFiles(Dataset):
         if not self.alternate_flip:
             return bool(rng.random() < 0.5)
         run_seed, epoch = self.seed
-        start = torch.tensor(np.random.default_rng([run_seed, index, 1]).random() < 0.5)
-        return bool(alternating_flips(start, epoch))
+        return alternating_flips(bool(np.random.default_rng([run_seed, index, 1]).random() < 0.5), epoch)
 
 
 class FileLoader(EpochBatches):

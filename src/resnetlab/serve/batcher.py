@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,13 +25,11 @@ class BatchStats:
     batches: int = 0
     images: int = 0
     largest: int = 0
-    sizes: dict[int, int] = field(default_factory=dict)  # batch size -> how many batches had it
 
     def add(self, size: int) -> None:
         self.batches += 1
         self.images += size
         self.largest = max(self.largest, size)
-        self.sizes[size] = self.sizes.get(size, 0) + 1
 
     def to_dict(self) -> dict:
         mean = self.images / self.batches if self.batches else 0.0

@@ -146,9 +146,8 @@ class Trainer:
             weight=None if class_weight is None else class_weight.to(device), label_smoothing=cfg.label_smoothing)
         micro_per_epoch = len(loader)
         self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
-        self.schedule = build_schedule(cfg, self.steps_per_epoch, cfg.max_steps)
-        self.total_steps = self.steps_per_epoch * cfg.epochs if cfg.max_steps is None else \
-            min(cfg.max_steps, self.steps_per_epoch * cfg.epochs)
+        self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)  # where the run ends
+        self.schedule = build_schedule(cfg, self.steps_per_epoch, self.total_steps)
         self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
         self.state = LoopState(warming=cfg.warmup_lr is not None)
         self.history = History(metrics)
