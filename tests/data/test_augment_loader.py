@@ -125,11 +125,10 @@ def test_alternate_flip_in_file_workers(tmp_path):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(ramp).convert("RGB").save(paths[-1])
     files = ImageFiles(paths, torch.zeros(40, dtype=torch.long))
-    dataset = DecodedFiles(files, (3, 16, 16), train=True, flip=True, scale=(0.5, 1.0), alternate_flip=True)
+    dataset = DecodedFiles(files, (3, 16, 16), train=True, flip=True, scale=(0.5, 1.0), alternate_flip=True, seed=7)
 
     def mirrored(epoch):
-        dataset.seed = [7, epoch]
-        return [bool(dataset[i][0][0, 8, 0] > dataset[i][0][0, 8, -1]) for i in range(40)]
+        return [bool(dataset[epoch, i][0][0, 8, 0] > dataset[epoch, i][0][0, 8, -1]) for i in range(40)]
 
     first, second, third = mirrored(1), mirrored(2), mirrored(3)
     assert 8 < sum(first) < 32

@@ -164,6 +164,33 @@ def test_file_loader_is_reproducible_across_worker_counts(tmp_path):
     assert not torch.equal(first_batch(0, epoch=2)[0], images0)
 
 
+def test_file_loader_keeps_its_workers_across_epochs_and_resumes(tmp_path):
+    import multiprocessing
+
+    make_folder(tmp_path, bad=False, per_class=6)
+    data = load_dataset(str(tmp_path), val_fraction=0)
+
+    def loader():
+        return FileLoader(data.train, 4, input_size=(3, 12, 12), mean=data.mean, std=data.std, train=True,
+                          shuffle=True, flip=True, workers=2, seed=5)
+
+    def epoch_batches(source, epoch, start=0):
+        source.set_position(epoch, start)
+        return [images for images, _ in source]
+
+    running = loader()
+    first = epoch_batches(running, 1)
+    workers = {p.pid for p in multiprocessing.active_children()}
+    second = epoch_batches(running, 2)
+    assert len(workers) >= 2 and workers <= {p.pid for p in multiprocessing.active_children()}
+    assert len(first) == len(second) == len(running) and not torch.equal(first[0], second[0])
+    fresh = epoch_batches(loader(), 2)  # the epoch reaches workers started in epoch 1
+    assert all(torch.equal(a, b) for a, b in zip(second, fresh))
+    next(iter(running))  # a pass abandoned after one batch (a stop request)
+    resumed = epoch_batches(running, 2, start=2)  # then a resume mid-epoch
+    assert len(resumed) == len(fresh) - 2 and all(torch.equal(a, b) for a, b in zip(resumed, fresh[2:]))
+
+
 def test_file_loader_eval_matches_predictor_preprocessing(tmp_path):
     from PIL import Image
 

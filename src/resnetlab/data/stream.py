@@ -23,38 +23,56 @@ from .scan import default_workers
 
 
 class DecodedFiles(Dataset):
-    """Decode one file into uint8 [C, H, W] (training or evaluation transform) with its label."""
+    """Decode one file into uint8 [C, H, W] (training or evaluation transform) with its label.
+
+    Items are keyed by index, or by (epoch, index) for training: the epoch travels with the key because
+    worker processes keep their own copy of this object for the whole run (persistent workers)."""
 
     def __init__(self, files: ImageFiles, input_size: tuple[int, int, int], *, train: bool, flip: bool = False,
                  interpolation: str = "bilinear", crop_pct: float = 1.0, scale: tuple[float, float] = (0.08, 1.0),
-                 alternate_flip: bool = False):
+                 alternate_flip: bool = False, seed: int = 0):
         self.paths, self.labels = files.paths, files.labels.tolist()
         self.channels, self.size = input_size[0], (input_size[1], input_size[2])
         self.train, self.flip, self.scale, self.alternate_flip = train, flip, scale, alternate_flip
         self.interpolation, self.crop_pct = interpolation, crop_pct
-        self.seed = [0, 0]  # (run seed, epoch): set before each epoch's workers start
+        self.seed = seed  # the run seed: each image's randomness comes from (seed, epoch, index)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         path = self.paths[index]  # a bad file raises BadImageError naming it
         if not self.train:
             array = read_for_model(path, (self.channels, *self.size), self.interpolation, self.crop_pct)
             return torch.from_numpy(array.copy()), self.labels[index]
         image = load_image(path, channels=self.channels)
-        rng = np.random.default_rng([*self.seed, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         image = random_resized_crop(image, self.size, rng, scale=self.scale, interpolation=self.interpolation)
-        if self.flip and self._flipped(index, rng):
+        if self.flip and self._flipped(epoch, index, rng):
             image = ImageOps.mirror(image)
         return torch.from_numpy(image_to_array(image).copy()), self.labels[index]
 
-
-    def _flipped(self, index: int, rng: np.random.Generator) -> bool:
+    def _flipped(self, epoch: int, index: int, rng: np.random.Generator) -> bool:
         if not self.alternate_flip:
             return bool(rng.random() < 0.5)
-        run_seed, epoch = self.seed
-        return alternating_flips(bool(np.random.default_rng([run_seed, index, 1]).random() < 0.5), epoch)
+        return alternating_flips(bool(np.random.default_rng([self.seed, index, 1]).random() < 0.5), epoch)
+
+
+class _QueuedBatches:
+    """FileLoader's batch sampler: yields whatever batches FileLoader queued for the current pass.
+
+    DataLoader re-reads its sampler at every pass, so one DataLoader, and one set of worker processes,
+    serves the whole run."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class FileLoader(EpochBatches):
@@ -73,9 +91,11 @@ class FileLoader(EpochBatches):
         self._setup(len(data), batch_size, drop_last, seed, shard)
         self.device = torch.device(device)
         self.dataset = DecodedFiles(data, input_size, train=train, flip=flip, interpolation=interpolation,
-                                    crop_pct=crop_pct, alternate_flip=alternate_flip)
+                                    crop_pct=crop_pct, alternate_flip=alternate_flip, seed=seed)
         self.shuffle = shuffle
         self.workers = default_workers() if workers is None else workers
+        self._queued = _QueuedBatches()
+        self._loader: DataLoader | None = None  # made at the first pass; its workers then live until this object goes
         self.normalize = Normalize(mean, std, 1.0 / 255.0, self.device)
         self.batch_augment = batch_augment if batch_augment is not None and batch_augment.active else None
 
@@ -93,11 +113,15 @@ class FileLoader(EpochBatches):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         first, self.start_batch = self.start_batch, 0
-        self.dataset.seed = [self.seed, self.epoch]  # per-image randomness: (seed, epoch, index)
-        loader = DataLoader(
-            self.dataset, batch_sampler=self._batches(first), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
-        )
+        self._queued.batches = [[(self.epoch, index) for index in batch] for batch in self._batches(first)]
+        if self._loader is None:
+            # persistent workers: starting them costs a fork and a cold prefetch queue at every epoch
+            self._loader = DataLoader(
+                self.dataset, batch_sampler=self._queued, num_workers=self.workers,
+                pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
+                persistent_workers=self.workers > 0,
+            )
+        loader = self._loader
         for batch, (images, labels) in enumerate(loader, start=first):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
