@@ -115,3 +115,14 @@ def test_many_files_decode_in_worker_batches(digits_run, digit_files):
     many = files * 3  # 30 files: several batches, decoded by 2 worker processes
     predictions = predictor.predict_files(many, workers=2)
     assert [p.indices[0] for p in predictions] == expected.tolist() * 3
+
+
+def test_describe_names_what_runner_returned(digits_run):
+    from resnetlab.checkpoint import load_model
+    from resnetlab.inference import describe, runner
+
+    model, info = load_model(digits_run.best_path)
+    assert describe(model) == ("torch", "fp32")
+    assert describe(runner(model, info, torch.device("cpu"), backend="torch", precision="bf16")) == ("torch", "bf16")
+    # on a GPU, bf16 is the model under autocast (no backend object): it must not read as fp32
+    assert describe(runner(model, info, torch.device("meta"), precision="bf16")) == ("torch", "bf16")

@@ -92,6 +92,31 @@ def test_evaluate_at_reduced_precision_reports_the_change(model_file, capsys):
     assert "unknown precision 'fp16'; choose one of fp32, bf16, int8" in capsys.readouterr().err
 
 
+def test_evaluate_a_folder_at_bf16_decodes_each_file_once(model_file, tmp_path, monkeypatch):
+    from PIL import Image
+
+    import resnetlab.data.stream as stream
+    from resnetlab.report import evaluate
+
+    digits = load_dataset("digits").test
+    labels = digits.labels.tolist()
+    for split, take in (("train", range(0, 2)), ("test", range(2, 6))):  # 2 and 4 images of each class
+        for label in range(10):
+            folder = tmp_path / split / str(label)
+            folder.mkdir(parents=True)
+            for i in [i for i, y in enumerate(labels) if y == label][take.start:take.stop]:
+                Image.fromarray(digits.images[i, 0].numpy(), "L").save(folder / f"{i}.png")
+    decoded = []
+    read = stream.read_for_model
+    monkeypatch.setattr(stream, "read_for_model", lambda path, *a: decoded.append(path) or read(path, *a))
+    report = evaluate(model_file, str(tmp_path), precision="bf16", backend="torch", workers=0)
+    assert sorted(decoded) == sorted(report.sources) and len(decoded) == 40  # one decode serves both passes
+    reference = evaluate(model_file, str(tmp_path), precision="fp32", backend="torch", workers=0)
+    assert report.extra["fp32_accuracy"] == reference.result.accuracy
+    assert report.extra["accuracy_change"] == report.result.accuracy - reference.result.accuracy
+    assert report.extra["backend"] == "torch" and report.result.num_samples == 40
+
+
 def test_auto_measures_once_then_reuses_its_choice(digits_run, monkeypatch):
     import resnetlab.inference as inference
 

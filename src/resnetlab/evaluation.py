@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,31 +152,53 @@ def check_compatible(data: Split, info: ModelInfo, what: str = "dataset") -> Non
                         f"{info.num_classes} classes")
 
 
-@torch.no_grad()
 def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_size: int = 256,
                 device: torch.device | str | None = None, workers: int | None = None,
                 inference: Inference = FP32) -> torch.Tensor:
     """Logits float32 [N, K] for image files, decoded with the model file's evaluation transform."""
-    device = torch.device(device) if device is not None else model_device(model)
+    return _file_logits([model], data, info, batch_size=batch_size, device=device, workers=workers,
+                        inference=inference)[0]
+
+
+@torch.no_grad()
+def _file_logits(models: Sequence[nn.Module], data: ImageFiles, info: ModelInfo, *, batch_size: int,
+                 device: torch.device | str | None, workers: int | None, inference: Inference) -> list[torch.Tensor]:
+    """Each model's logits over the files, decoded once: decoding costs more than most models' forward pass."""
+    device = torch.device(device) if device is not None else model_device(models[0])
     loader = FileLoader(data, batch_size, input_size=info.input_size, mean=info.mean, std=info.std, device=device,
                         interpolation=info.interpolation, crop_pct=info.crop_pct, workers=workers)
-    was_training = model.training
-    model.eval()
+    was_training = [model.training for model in models]
+    outputs: list[list[torch.Tensor]] = [[] for _ in models]
     try:
-        outputs = [inference(model, images).cpu() for images, _ in loader]
+        for model in models:
+            model.eval()
+        for images, _ in loader:
+            for model, logits in zip(models, outputs):
+                logits.append(inference(model, images).cpu())
     finally:
-        model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0, info.num_classes)
+        for model, training in zip(models, was_training):
+            model.train(training)
+    return [torch.cat(logits) if logits else torch.empty(0, info.num_classes) for logits in outputs]
 
 
 def evaluate_model(model: nn.Module, data: Split, info: ModelInfo, *, batch_size: int = 256,
                    device: torch.device | str | None = None, workers: int | None = None,
                    inference: Inference = FP32) -> EvalResult:
     """Evaluate `model` in eval mode on in-memory images or image files (fp32 and no TTA unless `inference` says)."""
+    return evaluate_models([model], data, info, batch_size=batch_size, device=device, workers=workers,
+                           inference=inference)[0]
+
+
+def evaluate_models(models: Sequence[nn.Module], data: Split, info: ModelInfo, *, batch_size: int = 256,
+                    device: torch.device | str | None = None, workers: int | None = None,
+                    inference: Inference = FP32) -> list[EvalResult]:
+    """Evaluate several models (a reduced-precision runner and its fp32 reference) on the same data;
+    image files are decoded once for all of them."""
     check_compatible(data, info)
     if isinstance(data, ImageFiles):
-        logits = file_logits(model, data, info, batch_size=batch_size, device=device, workers=workers,
-                             inference=inference)
+        logits = _file_logits(models, data, info, batch_size=batch_size, device=device, workers=workers,
+                              inference=inference)
     else:
-        logits = batched_logits(model, data.images, info, batch_size=batch_size, device=device, inference=inference)
-    return compute_metrics(logits, data.labels, info.class_names)
+        logits = [batched_logits(model, data.images, info, batch_size=batch_size, device=device, inference=inference)
+                  for model in models]
+    return [compute_metrics(each, data.labels, info.class_names) for each in logits]

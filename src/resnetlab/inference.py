@@ -53,7 +53,9 @@ def check_choice(backend: str, precision: str) -> None:
 def describe(run: nn.Module) -> tuple[str, str]:
     """(backend, precision) of what `runner()` returned."""
     backend = getattr(run, "backend", None)
-    return (backend.name, backend.precision) if isinstance(backend, Backend) else ("torch", "fp32")
+    if isinstance(backend, Backend):
+        return backend.name, backend.precision
+    return "torch", "bf16" if isinstance(run, _Autocast) else "fp32"
 
 
 class Backend:
