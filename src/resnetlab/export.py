@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from . import __version__
 from .atomic import atomic_write
@@ -36,19 +37,18 @@ class ExportError(UserError):
 
 
 def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
-    """Fold an eval-mode BatchNorm into the convolution before it (in place)."""
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    conv.weight.data = conv.weight.data * scale.reshape(-1, 1, 1, 1)
-    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+    """Fold an eval-mode BatchNorm into the convolution before it (in place; PyTorch's own arithmetic)."""
+    conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean, norm.running_var,
+                                                  norm.eps, norm.weight, norm.bias)
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of `model` in eval mode with every conv -> BatchNorm pair merged into one convolution.
+def fold_batchnorm(model: nn.Module, *, copy_first: bool = True) -> nn.Module:
+    """`model` (a copy unless copy_first=False) in eval mode with every conv -> BatchNorm pair merged
+    into one convolution.
 
     Pre-activation blocks (BatchNorm -> ReLU -> conv) cannot be folded and are left as they are.
     """
-    folded = copy.deepcopy(model).eval()
+    folded = (copy.deepcopy(model) if copy_first else model).eval()
     with torch.no_grad():
         for module in folded.modules():
             pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
@@ -204,7 +204,7 @@ def _reference(model: nn.Module, info: ModelInfo, normalize: str, *, fold: bool 
     if normalize not in ("baked", "metadata"):
         raise ExportError(f"normalize must be baked or metadata, got {normalize!r}")
     network = copy.deepcopy(model).float().cpu().eval()
-    network = fold_batchnorm(network) if fold else network
+    network = fold_batchnorm(network, copy_first=False) if fold else network  # already a copy
     return (Preprocessed(network, info) if normalize == "baked" else network).eval()
 
 
