@@ -248,17 +248,22 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         return {"model": model_name, "predictions": results,
                 "time_ms": round(1000 * (time.perf_counter() - started), 2)}
 
+    card: dict[str, Any] = {}  # made at the first request: the backend is built by then (lifespan)
+
     @app.get("/v1/model", summary="Model metadata")
     async def model_info():
-        return {**model_card(predictor, model_name), "server": {**asdict(config), "batches": batcher.stats.to_dict()}}
+        card.update(card or model_card(predictor, model_name))
+        return {**card, "server": {**asdict(config), "batches": batcher.stats.to_dict()}}
 
     @app.get("/healthz", summary="Liveness")
     async def healthz():
         return {"status": "ok"}
 
+    page_html = resources.files("resnetlab.serve").joinpath("page.html").read_text()  # read once, not per visit
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
-        return resources.files("resnetlab.serve").joinpath("page.html").read_text()
+        return page_html
 
     return app
 
