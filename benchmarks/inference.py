@@ -29,6 +29,7 @@ import torch
 
 import resnetlab
 from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
+from resnetlab.export import TOLERANCE
 from resnetlab.inference import call_times
 from resnetlab.info import ModelInfo
 
@@ -112,7 +113,8 @@ def speed_of(name: str, size: int, classes: int, runs: int, batch: int) -> list[
         rate = throughput(run, many)
         rows.append({"model": name, "size": size, "backend": backend, "precision": precision,
                      "median_ms": median, "p99_ms": p99, "batch_images_per_s": rate,
-                     "batch_speedup": rate / base_rate, "max_abs_diff": diff})
+                     "batch_speedup": rate / base_rate, "max_abs_diff": diff,
+                     "fp32_agrees": diff <= TOLERANCE if precision == "fp32" else None})
         print(f"{name}@{size} {backend} {precision}: {median:.2f} ms ({base_median / median:.2f}x), "
               f"{rate:.0f} img/s ({rate / base_rate:.2f}x), max |diff| {diff:.1e}", flush=True)
     base_times += latency_times(eager, one, runs)
@@ -175,7 +177,7 @@ def main() -> None:
             continue
         print(f"{r['model'] + '@' + str(r['size']):<14}{r['backend']:<26}{r['precision']:<6}{r['median_ms']:>9.2f}m"
               f"{r['p99_ms']:>8.2f}m{r['speedup']:>6.2f}x{r['batch_images_per_s']:>11.0f}{r['batch_speedup']:>6.2f}x"
-              f"{r['max_abs_diff']:>11.1e}")
+              f"{r['max_abs_diff']:>11.1e}" + ("  <- fp32 disagrees" if r.get("fp32_agrees") is False else ""))
     for r in accuracy_rows:
         print(f"{r['arch']:<10}{r['backend']:<16}{r['precision']:<6} top-1 {r['top1']:.2%} "
               f"({r['change_points']:+.2f} points)")

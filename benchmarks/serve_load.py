@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import tempfile
 import time
 
 import httpx
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--server-args", nargs="*", default=[], help="key=value settings for resnetlab serve")
     parser.add_argument("--out", default="benchmarks/results/serve_load.json")
     args = parser.parse_args()
+    os.environ["RESNETLAB_CACHE"] = tempfile.mkdtemp(prefix="resnetlab-bench-")  # the server's auto choice is fresh
     test = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False).test
     pixels = test.images[:256].numpy()
     payloads = []
