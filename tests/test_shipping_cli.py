@@ -39,11 +39,13 @@ def test_export_onnx_torchscript_and_torchvision_from_the_cli(model_file, capsys
     assert main(["export", str(model_file), "--format", "torchscript", "--out", str(model_file.parent / "m.pt")]) == 0
     assert (model_file.parent / "m.pt").stat().st_size > 100_000
     assert main(["export", str(model_file), "format=torchvision", f"out={model_file.parent / 'sd.pth'}"]) == 0
+    out = capsys.readouterr().out  # read back into a fresh model and checked, as the other formats
+    assert "torchvision export" in out and "max |logit diff| 0.00e+00" in out and "strict=True" in out
     state = torch.load(model_file.parent / "sd.pth", weights_only=True)
     model, _ = load_model(model_file)
     assert list(state) == list(model.state_dict())
     assert main(["export", str(model_file), "format=coreml"]) == 2
-    assert "unknown format 'coreml'; choose one of onnx, torchscript" in capsys.readouterr().err
+    assert "unknown format 'coreml'; choose one of onnx, torchscript, torchvision" in capsys.readouterr().err
 
 
 def test_import_weights_from_the_cli(tmp_path, capsys):

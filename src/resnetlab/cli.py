@@ -307,19 +307,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     _key_values(args.extra, {"format": "format", "out": "out", "opset": "opset", "normalize": "normalize",
                              "exporter": "exporter"}, args)
-    if args.format == "torchvision":
-        from .interop import export_state_dict
-
-        out = export_state_dict(args.model, args.out or Path(args.model).with_suffix(".pth"))
-        print(f"wrote {out}: a plain state dict that torchvision/timm load with strict=True (torch.load weights_only)")
-        return 0
     from .export import export_file
 
-    options = {"normalize": args.normalize}
+    options = {} if args.format == "torchvision" else {"normalize": args.normalize}
     if args.format == "onnx":
         options.update(opset=_count("opset", args.opset, 17), exporter=args.exporter)
     report = export_file(args.model, args.format, args.out, **options)
     print(f"wrote {report.summary()}")
+    if args.format == "torchvision":
+        print("a plain state dict: torchvision/timm load it with strict=True (torch.load weights_only=True); "
+              "normalize inputs with the model's mean/std (resnetlab info MODEL)")
     return 0
 
 

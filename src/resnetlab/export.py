@@ -28,7 +28,7 @@ from .data.loader import Normalize
 from .errors import UserError
 from .info import ModelInfo
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "torchvision")
 TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model, fp32
 
 
@@ -252,16 +252,39 @@ def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.nd
         return None
 
 
+def export_torchvision(model: nn.Module, info: ModelInfo, path: str | Path, *,
+                       real_images: np.ndarray | None = None) -> ExportReport:
+    """Write the weights as a plain state dict .pth (torchvision's names, which torchvision/timm load with
+    strict=True) and verify it: read back with weights_only=True into a fresh model, same logits."""
+    from .registry import create_model
+
+    path = Path(path)
+    reference = _reference(model, info, "metadata", fold=False)  # a state dict carries no normalization
+    state = {name: tensor.detach().clone() for name, tensor in reference.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    fresh = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
+                         **info.arch.options)
+    fresh.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    fresh.eval()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return fresh(torch.from_numpy(images)).numpy()
+
+    return _verify(run, reference, _check_inputs(info, real_images), path, "torchvision")
+
+
 def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None, **options: Any) -> ExportReport:
-    """Export a model file (`resnetlab export`); `out` defaults to the model's name with .onnx or .pt."""
+    """Export a model file (`resnetlab export`); `out` defaults to the model's name with .onnx, .pt or .pth."""
     from .checkpoint import load_model
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model, info = load_model(model_path)
-    out = Path(out) if out else Path(model_path).with_suffix(".onnx" if fmt == "onnx" else ".pt")
+    out = Path(out) if out else Path(model_path).with_suffix({"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".pth"))
     real = sample_images(info)
     if fmt == "onnx":
         return export_onnx(model, info, out, real_images=real, **options)
+    if fmt == "torchvision":
+        return export_torchvision(model, info, out, real_images=real)  # normalize does not apply: no graph
     return export_torchscript(model, info, out, real_images=real, **options)
-

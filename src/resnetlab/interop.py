@@ -13,10 +13,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import torch
-
-from .atomic import atomic_write
-from .checkpoint import check_tensors, load_model, read_state_dict, save_model
+from .checkpoint import check_tensors, read_state_dict, save_model
 from .data.stats import IMAGENET_MEAN, IMAGENET_STD
 from .errors import ModelFileError
 from .info import ModelInfo
@@ -59,7 +56,8 @@ def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names:
 
 
 def export_state_dict(model_path: str | Path, out: str | Path) -> Path:
-    """Write a model file's weights as a plain state dict .pth that torchvision/timm load with strict=True."""
-    model, _ = load_model(model_path)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return atomic_write(Path(out), lambda tmp: torch.save(state, tmp))
+    """Write a model file's weights as a plain state dict .pth that torchvision/timm load with strict=True
+    (read back and checked against the model: `resnetlab.export.export_torchvision`)."""
+    from .export import export_file
+
+    return export_file(model_path, "torchvision", out).path
