@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 SHARED_DATA = Path(os.environ.get("RESNETLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def fresh_cache() -> Path:
+    """Point RESNETLAB_CACHE at an empty folder, removed at exit: exports made anew, `auto` measured anew
+    (a cached choice may come from another day's machine load). Child processes inherit it."""
+    folder = Path(tempfile.mkdtemp(prefix="resnetlab-bench-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["RESNETLAB_CACHE"] = str(folder)
+    return folder
 
 
 def machine() -> dict[str, Any]:

@@ -19,9 +19,7 @@ and the change in points. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
 
 import numpy as np
@@ -33,7 +31,7 @@ from resnetlab.export import TOLERANCE
 from resnetlab.inference import call_times
 from resnetlab.info import ModelInfo
 
-from common import SHARED_DATA, write_report
+from common import SHARED_DATA, fresh_cache, write_report
 
 VARIANTS = [("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"),
             ("torch", "bf16"), ("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "int8")]
@@ -166,7 +164,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--out", default="benchmarks/results/inference.json")
     args = parser.parse_args()
-    os.environ["RESNETLAB_CACHE"] = tempfile.mkdtemp(prefix="resnetlab-bench-")  # fresh exports, fresh auto choice
+    fresh_cache()
     rows = speed(args.runs, args.batch)
     accuracy_rows = [row for path in args.model_file for row in accuracy(path, args.data_dir)]
     print(f"\n{'model':<14}{'backend':<26}{'prec':<6}{'b1 median':>10}{'b1 p99':>9}{'x':>7}"

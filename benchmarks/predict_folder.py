@@ -1,6 +1,7 @@
 """Prediction over a folder of image files: batched (and decoded in worker processes) vs one at a time.
 
     python benchmarks/predict_folder.py MODEL_FILE [--images 1000] [--backends auto,torch]
+        [--data-dir ../shared/data/cifar10]
 
 Writes CIFAR-10 test images as JPEG files into a temporary folder, then predicts them all with
 `Predictor.predict_files` (what `resnetlab predict FOLDER` does) and with one call per file (what a
@@ -11,7 +12,6 @@ for each backend in one run. A fresh cache: `auto` measures its choice in this r
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -23,7 +23,7 @@ from resnetlab.data import load_dataset
 from resnetlab.inference import describe
 from resnetlab.predict import Predictor, expand_paths
 
-from common import SHARED_DATA, write_report
+from common import SHARED_DATA, fresh_cache, write_report
 
 
 def timed(function, count: int, repeats: int = 3) -> list[float]:
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--backends", default="auto,torch", help="comma-separated: auto, torch, onnxruntime, openvino")
     parser.add_argument("--out", default="benchmarks/results/predict_folder.json")
     args = parser.parse_args()
-    os.environ["RESNETLAB_CACHE"] = tempfile.mkdtemp(prefix="resnetlab-bench-")  # fresh exports, fresh auto choice
+    fresh_cache()
     test = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False).test
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import tempfile
 import time
 
 import httpx
@@ -26,7 +24,7 @@ from resnetlab.inference import describe
 from resnetlab.predict import Predictor
 from resnetlab.serve.load import load_test, running_server
 
-from common import SHARED_DATA, write_report
+from common import SHARED_DATA, fresh_cache, write_report
 
 
 def bare_backend(model: str, pixels: np.ndarray) -> dict:
@@ -54,7 +52,7 @@ def main() -> None:
     parser.add_argument("--server-args", nargs="*", default=[], help="key=value settings for resnetlab serve")
     parser.add_argument("--out", default="benchmarks/results/serve_load.json")
     args = parser.parse_args()
-    os.environ["RESNETLAB_CACHE"] = tempfile.mkdtemp(prefix="resnetlab-bench-")  # the server's auto choice is fresh
+    fresh_cache()  # the server (a child process) measures its auto choice anew
     test = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False).test
     pixels = test.images[:256].numpy()
     payloads = []

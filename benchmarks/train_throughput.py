@@ -9,12 +9,12 @@ JPEGs, in one run:
   processes, SGD with momentum;
 - resnetlab: the Trainer with every default (precision auto, channels_last auto, the batched or
   worker pipeline), i.e. what `resnetlab train` runs.
-Both take the same batches through the same number of timed steps after warm-up steps, taking
+The setups run the same number of timed steps after warm-up steps on the same data, taking
 turns window by window (`--repeats` rounds; `--compile` adds resnetlab with compile=true as a third);
 the table gives the median window, their ratio, and the achieved GFLOP/s (a multiply-add = 2 FLOPs,
 3x the forward pass for a training step) against this machine's measured matmul peak in fp32 and
-bf16. The baseline's DataLoader workers keep preparing batches while the others take their turn,
-which favours the baseline slightly. Writes JSON.
+bf16. Between turns every setup keeps its data pipeline as it is (resnetlab's loop waits in its own
+thread), so worker processes may top up their prefetched batches while the others run. Writes JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,8 +87,8 @@ class PerImageFolder(Dataset):
 class Contestant:
     """One training setup, timed a window of steps at a time so the setups can take turns."""
 
-    def __init__(self, name: str, run_steps):
-        self.name, self.run_steps, self.rates = name, run_steps, []
+    def __init__(self, name: str, run_steps, close=lambda: None):
+        self.name, self.run_steps, self.close, self.rates = name, run_steps, close, []
 
     def window(self, batch: int, steps: int) -> None:
         self.rates.append(batch * steps / self.run_steps(steps))
@@ -103,6 +104,8 @@ def race(contestants: list[Contestant], batch: int, warmup: int, steps: int, rep
     for _ in range(repeats):
         for contestant in contestants:
             contestant.window(batch, steps)
+    for contestant in contestants:
+        contestant.close()
 
 
 def baseline_steps(model_name: str, options: dict, loader: DataLoader):
@@ -134,35 +137,54 @@ def baseline_steps(model_name: str, options: dict, loader: DataLoader):
 
 
 def resnetlab_steps(model_name: str, options: dict, data_overrides: dict, batch: int, **train: object):
-    """resnetlab's real training loop (what `resnetlab train` builds); returns (run(n) -> seconds, precision).
+    """resnetlab's real training loop (what `resnetlab train` builds); returns (run(n) -> seconds, close, precision).
 
-    `train` are extra settings (compile=True). The loop runs uninterrupted within a window; between
-    windows it stops after an optimizer step and later resumes mid-epoch, as a resumed run does."""
+    `train` are extra settings (compile=True). The loop runs in its own thread and never stops between
+    windows: after a window's last step it waits in a step callback for its next turn, so its data
+    pipeline is paused as the baseline's DataLoader is (both keep their prefetched batches)."""
     config = load_config(overrides={"model": model_name, "batch_size": batch, "lr": 0.05, **options,
                                     **data_overrides, **train})  # options are model settings (stem=small)
     data = load_run_data(config)
     model, info, _ = build_model(config, data)
     trainer = Trainer(model, info, build_train_loader(data, config, torch.device("cpu")), config.train)
-    stamps: list[float] = []
-    goal = 0
+    turn, finished = threading.Event(), threading.Event()
+    window = {"left": 0, "end": 0.0, "closing": False}
 
-    def stamp(t: Trainer) -> None:  # after every optimizer step
-        stamps.append(time.perf_counter())
-        if len(stamps) == goal:
-            t.stop.request("window done")
+    def stamp(t: Trainer) -> None:  # after every optimizer step, in the training thread
+        window["left"] -= 1
+        if window["left"] == 0:
+            window["end"] = time.perf_counter()
+            finished.set()
+            turn.wait()  # the other setups take their turns
+            turn.clear()
+            if window["closing"]:
+                t.stop.request("benchmark over")
 
-    trainer.step_callbacks.append(stamp)
-
-    def run(steps: int) -> float:
-        nonlocal goal
-        first, goal = len(stamps), len(stamps) + steps + 1  # one extra step: the window is stamp to stamp
-        while len(stamps) < goal:
+    def train() -> None:
+        while not trainer.stop.requested:
             if trainer.train_epoch():
                 trainer.finish_epoch()
-        trainer.stop.reason = None
-        return stamps[goal - 1] - stamps[first]
 
-    return run, trainer.precision.name
+    trainer.step_callbacks.append(stamp)
+    thread = threading.Thread(target=train, name=f"train-{model_name}", daemon=True)
+
+    def run(steps: int) -> float:
+        window["left"] = steps
+        finished.clear()
+        started = time.perf_counter()
+        if thread.is_alive():
+            turn.set()
+        else:
+            thread.start()
+        finished.wait()
+        return window["end"] - started
+
+    def close() -> None:
+        window["closing"] = True
+        turn.set()
+        thread.join()
+
+    return run, close, trainer.precision.name
 
 
 def jpeg_folder(root: Path, count: int = 256) -> tuple[list[str], list[int]]:
@@ -217,11 +239,11 @@ def main() -> None:
                 meta = resnetlab.create_model(name, num_classes=10, **options)
             step_flops = 3 * count_flops(meta, (3, size, size))  # forward + backward (2x forward) per image
             base = Contestant("baseline", baseline_steps(name, options, base_loader))
-            run, precision = resnetlab_steps(name, options, data_overrides, batch)
-            contestants = [base, Contestant("resnetlab", run)]
+            run, close, precision = resnetlab_steps(name, options, data_overrides, batch)
+            contestants = [base, Contestant("resnetlab", run, close)]
             if args.compile and name == "resnet20":
-                contestants.append(Contestant("compile", resnetlab_steps(name, options, data_overrides, batch,
-                                                                         compile=True)[0]))
+                run, close, _ = resnetlab_steps(name, options, data_overrides, batch, compile=True)
+                contestants.append(Contestant("compile", run, close))
             race(contestants, batch, warmup=3 if args.compile else 2, steps=steps, repeats=args.repeats)
             base, ours = contestants[0].rates, contestants[1].rates
             row = {"model": name, "options": options, "input": size, "batch_size": batch,

@@ -37,7 +37,7 @@ def test_export_onnx_torchscript_and_torchvision_from_the_cli(model_file, capsys
     props = {p.key: p.value for p in graph.metadata_props}
     assert json.loads(props["class_names"]) == [str(i) for i in range(10)]
     assert main(["export", str(model_file), "--format", "torchscript", "--out", str(model_file.parent / "m.pt")]) == 0
-    assert (model_file.parent / "m.pt").stat().st_size > 100_000
+    assert (model_file.parent / "m.pt").stat().st_size > 100_000 and "torchscript export" in capsys.readouterr().out
     assert main(["export", str(model_file), "format=torchvision", f"out={model_file.parent / 'sd.pth'}"]) == 0
     out = capsys.readouterr().out  # read back into a fresh model and checked, as the other formats
     assert "torchvision export" in out and "max |logit diff| 0.00e+00" in out and "strict=True" in out

@@ -152,14 +152,6 @@ def check_compatible(data: Split, info: ModelInfo, what: str = "dataset") -> Non
                         f"{info.num_classes} classes")
 
 
-def file_logits(model: nn.Module, data: ImageFiles, info: ModelInfo, *, batch_size: int = 256,
-                device: torch.device | str | None = None, workers: int | None = None,
-                inference: Inference = FP32) -> torch.Tensor:
-    """Logits float32 [N, K] for image files, decoded with the model file's evaluation transform."""
-    return _file_logits([model], data, info, batch_size=batch_size, device=device, workers=workers,
-                        inference=inference)[0]
-
-
 @torch.no_grad()
 def _file_logits(models: Sequence[nn.Module], data: ImageFiles, info: ModelInfo, *, batch_size: int,
                  device: torch.device | str | None, workers: int | None, inference: Inference) -> list[torch.Tensor]:

@@ -205,7 +205,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
                  calibration=lambda: split_images(dataset.train, info, CALIBRATION_IMAGES))
     models = [run]
     if precision != "fp32":  # reduced precision is never silent: measure what it costs against fp32
-        models.append(runner(network, info, device_, backend="torch"))  # BN folded: fast, within 1e-4 of eager
+        models.append(runner(network, info, device_, backend="torch"))  # CPU: BN folded, within 1e-4 of eager
     results = evaluate_models(models, part, info, batch_size=batch_size, device=device_, workers=workers,
                               inference=Inference(tta=tta))  # image files are decoded once for both
     result = results[0]

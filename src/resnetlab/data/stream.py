@@ -25,8 +25,8 @@ from .scan import default_workers
 class DecodedFiles(Dataset):
     """Decode one file into uint8 [C, H, W] (training or evaluation transform) with its label.
 
-    Items are keyed by index, or by (epoch, index) for training: the epoch travels with the key because
-    worker processes keep their own copy of this object for the whole run (persistent workers)."""
+    Items are keyed by index or by (epoch, index); the epoch seeds training's augmentation and travels
+    with the key because worker processes keep their own copy of this object for the whole run."""
 
     def __init__(self, files: ImageFiles, input_size: tuple[int, int, int], *, train: bool, flip: bool = False,
                  interpolation: str = "bilinear", crop_pct: float = 1.0, scale: tuple[float, float] = (0.08, 1.0),
@@ -115,7 +115,8 @@ class FileLoader(EpochBatches):
         first, self.start_batch = self.start_batch, 0
         self._queued.batches = [[(self.epoch, index) for index in batch] for batch in self._batches(first)]
         if self._loader is None:
-            # persistent workers: starting them costs a fork and a cold prefetch queue at every epoch
+            # persistent workers: no fork per epoch. A pass abandoned midway (a stop) leaves up to
+            # 4 x workers batches in flight, which the next pass waits for and drops.
             self._loader = DataLoader(
                 self.dataset, batch_sampler=self._queued, num_workers=self.workers,
                 pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,

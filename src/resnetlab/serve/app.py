@@ -252,7 +252,8 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
 
     @app.get("/v1/model", summary="Model metadata")
     async def model_info():
-        card.update(card or model_card(predictor, model_name))
+        if not card:
+            card.update(model_card(predictor, model_name))
         return {**card, "server": {**asdict(config), "batches": batcher.stats.to_dict()}}
 
     @app.get("/healthz", summary="Liveness")
