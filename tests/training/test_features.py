@@ -53,17 +53,37 @@ def test_ema_follows_the_weights_with_a_warming_decay():
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
-def test_gradient_accumulation_matches_the_whole_batch():
+@pytest.mark.parametrize("whole_batch, accumulate", [(32, 4), (24, 3)])  # 24: the epoch's last step has 2 of 3
+def test_gradient_accumulation_matches_the_whole_batch(whole_batch, accumulate):
     def weights(accumulate):
-        trainer = _trainer(TrainConfig(epochs=2, batch_size=32, accumulate=accumulate, precision="fp32", lr=0.05),
-                           batch=32 // accumulate)
+        trainer = _trainer(TrainConfig(epochs=2, batch_size=whole_batch, accumulate=accumulate, precision="fp32",
+                                       lr=0.05), batch=whole_batch // accumulate)
         trainer.run()
         return torch.cat([p.detach().flatten() for p in trainer.model.parameters()]), trainer.state.step
 
     whole, steps_whole = weights(1)
-    split, steps_split = weights(4)
-    assert steps_whole == steps_split == 4  # 64 images, 32 per step, 2 epochs
+    split, steps_split = weights(accumulate)
+    assert steps_whole == steps_split == 2 * math.ceil(64 / whole_batch)  # 64 images, 2 epochs
     torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_find_ends_where_the_loss_blows_up(tmp_path):
+    from resnetlab.training.lr_find import lr_find
+
+    # lr x100 per step up to 1e12, and no early stop for a loss 4x the best: it must run into inf/NaN
+    config = load_config(overrides={"project": str(tmp_path), "model": "tutorial_cnn", "momentum": 0})
+    result = lr_find(config, steps=10, end_lr=1e12, diverge=math.inf, write=False)
+    assert 3 <= len(result.lrs) < 10 and result.lrs[0] == pytest.approx(1e-6)
+    assert all(math.isfinite(loss) for loss in result.losses)  # the blown-up steps are left out
+
+
+def test_reported_lr_is_the_full_scale_group():
+    trainer = _trainer(TrainConfig(epochs=1, lr=0.1, backbone_lr_scale=0.1, head_epochs=0, precision="fp32"))
+    trainer.train_epoch()
+    scales = sorted(g.get("lr_scale", 1.0) for g in trainer.optimizer.param_groups)
+    assert scales[0] == pytest.approx(0.1) and scales[-1] == 1.0  # a backbone group at a tenth
+    assert trainer.lr == max(g["lr"] for g in trainer.optimizer.param_groups)
+    assert trainer.finish_epoch().lr == trainer.lr
 
 
 def test_class_weights_balanced_and_explicit():

@@ -26,7 +26,7 @@ from ..info import ModelInfo
 from ..predict import Inference
 from .distributed import Distributed, all_reduce_sum
 from .ema import Lookahead, ModelEma
-from .optim import build_optimizer, build_schedule, head_parameters, set_lr
+from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressDisplay, SilentProgress
 from .signals import StopRequest
@@ -175,6 +175,11 @@ class Trainer:
         return forward
 
     @property
+    def lr(self) -> float:
+        """The lr the latest step used at full scale (a backbone at backbone_lr_scale runs lower)."""
+        return reported_lr(self.optimizer)
+
+    @property
     def eval_model(self) -> nn.Module:
         """The weights that are evaluated and saved as the model: the EMA when on."""
         return self.ema.module if self.ema is not None else self.model
@@ -204,6 +209,8 @@ class Trainer:
         for images, labels in self.loader:
             micro = state.batch % cfg.accumulate
             last_micro = micro == cfg.accumulate - 1 or state.batch == total_batches - 1
+            # the step's loss is the mean over its micro-batches, and the epoch's last step may have fewer
+            group = min(cfg.accumulate, total_batches - (state.batch - micro))
             if micro == 0:
                 self._set_lr()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -212,7 +219,7 @@ class Trainer:
             with self.forward.no_sync() if no_sync else nullcontext(), precision.autocast():
                 logits = self.forward(images)
                 loss = self.criterion(logits, labels)
-            scaled = loss / cfg.accumulate
+            scaled = loss / group
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             self._accumulate(sums, loss, logits, labels)
             self.last_loss = loss.detach()
@@ -281,7 +288,7 @@ class Trainer:
         self._check_finite(loss)
         rate = seen * (self.distributed.world if self.distributed else 1) / max(time.perf_counter() - started, 1e-9)
         self.progress.update(self.state.batch, loss, sums[1].item() / seen, rate,
-                             lr=self.optimizer.param_groups[0]["lr"], step=self.state.step)
+                             lr=self.lr, step=self.state.step)
 
     def _check_finite(self, loss: float) -> None:
         if not math.isfinite(loss):
@@ -310,14 +317,16 @@ class Trainer:
     def finish_epoch(self) -> EpochMetrics:
         """Epoch-end bookkeeping: totals over processes, validation, history, early stopping."""
         state = self.state
-        totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)]), self.distributed).tolist()
+        # on the training device: NCCL reduces CUDA tensors only
+        totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)], device=self.loader.device),
+                                self.distributed).cpu().tolist()
         seen = max(totals[3], 1)
         val = self.validate()
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
             train_top5=totals[2] / seen, val_loss=val.loss if val else None,
             val_accuracy=val.accuracy if val else None, val_top5=val.top5 if val else None,
-            lr=self.optimizer.param_groups[0]["lr"], seconds=state.seconds,
+            lr=self.lr, seconds=state.seconds,
             images_per_second=totals[3] / max(state.seconds, 1e-9))
         self.history.rows.append(metrics)
         score = [val.accuracy, -val.loss] if val is not None else None

@@ -16,7 +16,7 @@ from ..config import Config
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..plots import lr_finder
-from .loop import Trainer
+from .loop import Trainer, TrainingError
 from .optim import class_weights
 from .run import build_model, build_train_loader, load_run_data, make_run_dir, seed_everything
 
@@ -66,7 +66,7 @@ def lr_find(config: Config, *, start_lr: float = 1e-6, end_lr: float = 10.0, ste
         nonlocal best, average
         average = smoothing * average + (1 - smoothing) * t.last_loss.item()
         smoothed = average / (1 - smoothing ** (len(lrs) + 1))
-        lrs.append(t.optimizer.param_groups[0]["lr"])
+        lrs.append(t.lr)
         losses.append(smoothed)
         best = min(best, smoothed)
         if len(lrs) >= steps or not math.isfinite(smoothed) or smoothed > diverge * best:
@@ -76,8 +76,13 @@ def lr_find(config: Config, *, start_lr: float = 1e-6, end_lr: float = 10.0, ste
     trainer.step_callbacks.append(record)
     with trainer.stop.installed():
         while not trainer.stop.requested:  # as many epochs as the steps need
-            if trainer.train_epoch():
-                trainer.finish_epoch()
+            try:
+                if trainer.train_epoch():
+                    trainer.finish_epoch()
+            except TrainingError:  # the loss went non-finite: where a range test ends, not an error
+                if not losses or math.isfinite(losses[-1]):
+                    raise
+                break
     finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
     lrs, losses = [lr for lr, _ in finite], [loss for _, loss in finite]
     suggestion = suggest_lr(lrs, losses)

@@ -95,16 +95,20 @@ def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | No
 def set_lr(optimizer: torch.optim.Optimizer, multiplier: float, *, absolute: float | None = None) -> float:
     """Set each group's lr to initial lr x multiplier x its lr_scale (or to `absolute` x lr_scale).
 
-    Returns the lr of the first group trained at full scale (the number to report).
+    Returns the lr to report (`reported_lr`).
     """
-    reported = None
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
         base = group["initial_lr"] * multiplier if absolute is None else absolute
         group["lr"] = base * group.get("lr_scale", 1.0)
-        if reported is None and group.get("lr_scale", 1.0) == 1.0:
-            reported = group["lr"]
-    return reported if reported is not None else optimizer.param_groups[0]["lr"]
+    return reported_lr(optimizer)
+
+
+def reported_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The lr of the first group trained at full scale: fine-tuning's backbone group comes first and runs
+    at backbone_lr_scale, so group 0 would under-report."""
+    groups = optimizer.param_groups
+    return next((g["lr"] for g in groups if g.get("lr_scale", 1.0) == 1.0), groups[0]["lr"])
 
 
 def class_weights(cfg: TrainConfig, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
