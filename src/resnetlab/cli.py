@@ -40,7 +40,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.settings)
     config_file = overrides.pop("config", None)
     config = load_config(config_file, overrides)
-    result = train(config)
+    # a resumed run starts from its saved settings: the words given now (epochs=60) go on top of those
+    result = train(config, **{k: v for k, v in overrides.items() if k != "recipe"}) if config.run.resume \
+        else train(config)
     if result.run_dir is None:  # a process of a multi-process run other than rank 0: rank 0 reports
         return 0
     if result.stopped:

@@ -148,7 +148,7 @@ def export_onnx(model: nn.Module, info: ModelInfo, path: str | Path, *, opset: i
         raise ExportError(f"opset must be 17 or newer (LayerNorm-era operators), got {opset}")
     path = Path(path)
     reference = _reference(model, info, normalize)
-    example = torch.rand(2, *info.input_size)
+    example = torch.rand(2, *info.input_size, generator=torch.Generator().manual_seed(0))  # not the user's RNG
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
@@ -185,7 +185,8 @@ def export_torchscript(model: nn.Module, info: ModelInfo, path: str | Path, *, n
     reference = _reference(model, info, normalize)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(reference, torch.rand(2, *info.input_size), check_trace=False)
+        example = torch.rand(2, *info.input_size, generator=torch.Generator().manual_seed(0))  # not the user's RNG
+        traced = torch.jit.trace(reference, example, check_trace=False)
     atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=export_metadata(info, normalize)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still widely deployed

@@ -86,6 +86,16 @@ def test_reported_lr_is_the_full_scale_group():
     assert trainer.finish_epoch().lr == trainer.lr
 
 
+def test_the_same_seed_trains_the_same_weights_twice_in_one_process(tmp_path):
+    # the first auto-precision run of a process measures bf16 against fp32; that must not draw from the
+    # run's random numbers, or the first run's drop-path masks differ from every later run's
+    precision_module.cpu_has_fast_bf16.cache_clear()
+    settings = dict(model="resnet20", epochs=1, drop_path_rate=0.2, max_steps=3, **QUIET)
+    first, second = (resnetlab.train(project=str(tmp_path / name), **settings) for name in ("a", "b"))
+    weights = [resnetlab.load_model(result.last_path)[0].state_dict() for result in (first, second)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_class_weights_balanced_and_explicit():
     labels = torch.tensor([0, 0, 0, 1])
     balanced = class_weights(TrainConfig(class_weight="balanced"), labels, 2)

@@ -89,6 +89,18 @@ def test_sigint_finishes_the_step_writes_last_and_says_how_to_resume(tmp_path):
     assert [int(r["epoch"]) for r in _rows(resumed.run_dir)] == list(range(1, done + 2))
 
 
+def test_a_finished_run_resumed_from_the_cli_with_more_epochs_trains_on(tmp_path, capsys):
+    from resnetlab.cli import main
+
+    first = resnetlab.train(model="tutorial_cnn", epochs=1, project=str(tmp_path), name="short", display="none",
+                            checkpoint_minutes=0, tensorboard=False, plots=False)
+    steps = resnetlab.load_model(first.last_path)[1].training["step"]
+    assert main(["train", f"resume={first.run_dir}", "epochs=3", "progress=false"]) == 0
+    assert [int(r["epoch"]) for r in _rows(first.run_dir)] == [1, 2, 3]
+    assert resnetlab.load_model(first.last_path)[1].training["step"] == 3 * steps
+    assert "epochs: 3" in (first.run_dir / "config.yaml").read_text()  # the run's settings now say so
+
+
 KILLER = """
 import sys, torch, resnetlab
 from resnetlab.checkpoint import save_model

@@ -337,6 +337,15 @@ class Trainer:
         state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
         return metrics
 
+    def _stale(self) -> bool:
+        return bool(self.cfg.patience) and self.state.stale_epochs >= self.cfg.patience
+
+    def finished(self) -> bool:
+        """All epochs done, max_steps reached or early stopping: by the settings now in force (a resumed
+        run may have been given more epochs than it finished with)."""
+        reached = self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps
+        return self.state.epoch > self.cfg.epochs or reached or self._stale()
+
     def _stop_now(self) -> None:
         """A stop request (SIGINT/SIGTERM): record why and write `last` so the run can resume."""
         self.state.stop_reason = self.stop.reason
@@ -358,10 +367,8 @@ class Trainer:
                         self._stop_now()
                         break
                     metrics = self.finish_epoch()
-                    reached = cfg.max_steps is not None and state.step >= cfg.max_steps
-                    stale = cfg.patience and state.stale_epochs >= cfg.patience
-                    state.done = state.epoch > cfg.epochs or reached or bool(stale)
-                    if stale:
+                    state.done = self.finished()
+                    if self._stale():
                         state.stop_reason = f"early stopping: no better validation result for {cfg.patience} epochs"
                     self.progress.end_epoch(metrics.summary())
                     for callback in self.callbacks:

@@ -221,6 +221,8 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     if config.run.resume:
         run_dir, checkpoint = resume_target(config.run.resume)
         restore_training(checkpoint, trainer)
+        if trainer.state.done and not trainer.finished():  # a finished run given more epochs trains on
+            trainer.state.done, trainer.state.stop_reason = False, None
     else:
         name = config.run.name or f"{config.model.name}-{Path(config.data.name).name}"
         run_dir = Path(broadcast_text(str(make_run_dir(config.run.project, name)) if main else None, distributed))
