@@ -53,3 +53,35 @@ def test_resnet_trains_with_batchnorm_under_ddp(tmp_path):
     _torchrun(tmp_path, "resnet20", "precision=auto")
     model, info = resnetlab.load_model(tmp_path / "ddp" / "best.safetensors")
     assert info.training["test_accuracy"] > 0.3  # it learnt; per-process BatchNorm makes it differ slightly
+
+
+STOP_ON_ONE_RANK = """
+import sys
+import resnetlab
+
+def stop_on_rank_1(trainer):
+    if trainer.distributed.rank == 1 and trainer.state.step == 3:
+        trainer.stop.request("rank 1 asked")
+
+result = resnetlab.train(model="tutorial_cnn", epochs=1, batch_size=64, lr=0.05, precision="fp32", plots=False,
+                         checkpoint_minutes=0, project=sys.argv[1], name="ddp", display="none",
+                         step_callbacks=[stop_on_rank_1])
+print(f"stopped={result.stopped!r}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_stop_asked_of_one_process_stops_all_at_the_same_step(tmp_path):
+    from resnetlab.training.loop import STOP_CHECK_STEPS
+
+    script = tmp_path / "stop.py"
+    script.write_text(STOP_ON_ONE_RANK)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # rank 0 was never asked itself, yet stops with rank 1 at their next common check, and writes `last`
+    assert "stopped='rank 1 asked'" in result.stdout and "stopped=\"another process's stop request\"" in result.stdout
+    _, info = resnetlab.load_model(tmp_path / "ddp" / "last.safetensors")
+    assert info.training["step"] == STOP_CHECK_STEPS

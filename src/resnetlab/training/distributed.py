@@ -67,6 +67,22 @@ def all_reduce_sum(values: torch.Tensor, setup: Distributed | None) -> torch.Ten
     return values
 
 
+def any_process(flag: bool, setup: Distributed | None, device: torch.device) -> bool:
+    """True on every process when `flag` is true on any (one process: the flag itself)."""
+    if setup is None:
+        return flag
+    return all_reduce_sum(torch.tensor([float(flag)], device=device), setup).item() > 0  # NCCL: CUDA tensors
+
+
+def main_process_says(flag: bool, setup: Distributed | None, device: torch.device) -> bool:
+    """Rank 0's `flag` on every process (one process: the flag itself)."""
+    if setup is None:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.broadcast(value, src=0)
+    return value.item() > 0
+
+
 def broadcast_text(text: str | None, setup: Distributed | None) -> str | None:
     """Rank 0's string on every process (run folder names)."""
     if setup is None:

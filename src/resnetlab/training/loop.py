@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
 from ..predict import Inference
-from .distributed import Distributed, all_reduce_sum
+from .distributed import Distributed, all_reduce_sum, any_process, main_process_says
 from .ema import Lookahead, ModelEma
 from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
@@ -32,6 +32,9 @@ from .progress import ProgressDisplay, SilentProgress
 from .signals import StopRequest
 
 WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training accuracy (one device sync)
+# multi-process runs: how often the processes agree on a stop request (one tiny all-reduce and sync); a
+# process that left alone would leave the others waiting in their next gradient all-reduce
+STOP_CHECK_STEPS = 8
 
 
 class TrainingError(UserError):
@@ -203,7 +206,10 @@ class Trainer:
             self.set_head_only(state.epoch <= cfg.head_epochs)
         self.loader.set_position(state.epoch, state.batch)
         sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
-        warm_marks = (sums[1].item(), state.seen) if state.warming else None
+        warm_marks = None
+        if state.warming:  # the window starts here, over all processes
+            marks = all_reduce_sum(torch.stack([sums[1], sums.new_tensor(float(state.seen))]), self.distributed)
+            warm_marks = tuple(marks.tolist())
         started = time.perf_counter() - state.seconds
         total_batches = len(self.loader)
         for images, labels in self.loader:
@@ -234,12 +240,14 @@ class Trainer:
                 self._show(sums, started)
             for callback in self.step_callbacks:
                 callback(self)
-            if self.stop.requested or (cfg.max_steps is not None and state.step >= cfg.max_steps):
+            if self._stop_agreed(state.step % STOP_CHECK_STEPS == 0) or \
+                    (cfg.max_steps is not None and state.step >= cfg.max_steps):
                 break
             if self.checkpoint is not None and self._checkpoint_due():
                 self._save_midway(sums, started)
         state.sums, state.seconds = sums.tolist(), time.perf_counter() - started
-        self._check_finite(state.sums[0] / max(state.seen, 1))
+        if self.distributed is None:
+            self._check_finite(state.sums[0] / max(state.seen, 1))
         return state.batch >= total_batches
 
     def _set_lr(self) -> float:
@@ -275,17 +283,29 @@ class Trainer:
             self.ema.update(self.model)
 
     def _check_warmup(self, sums: torch.Tensor, marks: tuple[float, int]) -> tuple[float, int]:
-        """He et al. 2015: leave the low warm-up lr once training accuracy passes the threshold."""
-        correct = sums[1].item()
-        window = (correct - marks[0]) / max(1, self.state.seen - marks[1])
-        if window >= self.cfg.warmup_until_accuracy:
+        """He et al. 2015: leave the low warm-up lr once training accuracy passes the threshold (over all
+        processes, so that they all leave at the same step)."""
+        totals = all_reduce_sum(torch.stack([sums[1], sums.new_tensor(float(self.state.seen))]), self.distributed)
+        correct, seen = totals.tolist()
+        if (correct - marks[0]) / max(1.0, seen - marks[1]) >= self.cfg.warmup_until_accuracy:
             self.state.warming = False
-        return correct, self.state.seen
+        return correct, seen
+
+    def _stop_agreed(self, check: bool = True) -> bool:
+        """Stop now? One process alone: when asked. Several: when any was asked, checked only where all
+        check (`check`): every STOP_CHECK_STEPS steps and at epoch ends."""
+        if self.distributed is not None and not check:
+            return False
+        if not any_process(self.stop.requested, self.distributed, self.loader.device):
+            return False
+        self.stop.request("another process's stop request")  # keeps this process's own reason if it had one
+        return True
 
     def _show(self, sums: torch.Tensor, started: float) -> None:
         seen = max(self.state.seen, 1)
         loss = sums[0].item() / seen
-        self._check_finite(loss)
+        if self.distributed is None:  # several processes check together, at the epoch's end (finish_epoch)
+            self._check_finite(loss)
         rate = seen * (self.distributed.world if self.distributed else 1) / max(time.perf_counter() - started, 1e-9)
         self.progress.update(self.state.batch, loss, sums[1].item() / seen, rate,
                              lr=self.lr, step=self.state.step)
@@ -321,6 +341,8 @@ class Trainer:
         totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)], device=self.loader.device),
                                 self.distributed).cpu().tolist()
         seen = max(totals[3], 1)
+        if self.distributed is not None:  # every process sees the same totals, so all stop together
+            self._check_finite(totals[0] / seen)
         val = self.validate()
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
@@ -363,17 +385,18 @@ class Trainer:
                 while not state.done:
                     self.progress.start_epoch(state.epoch, cfg.epochs, len(self.loader), state.batch)
                     complete = self.train_epoch()
-                    if not complete and self.stop.requested:
+                    if not complete and self._stop_agreed():
                         self._stop_now()
                         break
                     metrics = self.finish_epoch()
-                    state.done = self.finished()
+                    # several processes: rank 0's decision (early stopping reads each one's own validation)
+                    state.done = main_process_says(self.finished(), self.distributed, self.loader.device)
                     if self._stale():
                         state.stop_reason = f"early stopping: no better validation result for {cfg.patience} epochs"
                     self.progress.end_epoch(metrics.summary())
                     for callback in self.callbacks:
                         callback(metrics, self.eval_model, self.optimizer)
-                    if self.stop.requested and not state.done:
+                    if self._stop_agreed() and not state.done:
                         self._stop_now()
                         break
         finally:
