@@ -85,3 +85,15 @@ def test_a_stop_asked_of_one_process_stops_all_at_the_same_step(tmp_path):
     assert "stopped='rank 1 asked'" in result.stdout and "stopped=\"another process's stop request\"" in result.stdout
     _, info = resnetlab.load_model(tmp_path / "ddp" / "last.safetensors")
     assert info.training["step"] == STOP_CHECK_STEPS
+
+
+@pytest.mark.slow
+def test_fine_tuning_trains_the_head_first_under_ddp(tmp_path):
+    """The backbone is frozen for head_epochs after DDP wrapped the model: DDP must not wait for its gradients."""
+    start = resnetlab.train(model="tutorial_cnn", epochs=1, precision="fp32", project=str(tmp_path / "start"),
+                            display="none", plots=False, checkpoint_minutes=0, tensorboard=False)
+    _torchrun(tmp_path, "tutorial_cnn", f"weights={start.best_path}", "head_epochs=1", "epochs=2")
+    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3  # header, the head-only epoch, the all-layers epoch
+    before, after = _weights(start.best_path), _weights(tmp_path / "ddp" / "last.safetensors")
+    assert not torch.equal(before["conv1.weight"], after["conv1.weight"])  # the backbone trained in epoch 2

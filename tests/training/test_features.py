@@ -16,7 +16,7 @@ from resnetlab.evaluation import EvalResult
 from resnetlab.info import ModelInfo
 from resnetlab.training import precision as precision_module
 from resnetlab.training.ema import Lookahead, ModelEma
-from resnetlab.training.loop import Trainer
+from resnetlab.training.loop import Trainer, TrainingError
 from resnetlab.training.optim import class_weights
 from resnetlab.training.precision import resolve_precision
 
@@ -94,6 +94,18 @@ def test_the_same_seed_trains_the_same_weights_twice_in_one_process(tmp_path):
     first, second = (resnetlab.train(project=str(tmp_path / name), **settings) for name in ("a", "b"))
     weights = [resnetlab.load_model(result.last_path)[0].state_dict() for result in (first, second)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_non_finite_weights_never_reach_a_checkpoint(tmp_path):
+    def poison(trainer):  # the epoch's last step leaves a NaN weight behind a finite loss
+        if trainer.state.batch == len(trainer.loader):
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = math.nan
+
+    with pytest.raises(TrainingError, match="weights became inf or NaN by step"):
+        resnetlab.train(model="tutorial_cnn", epochs=2, project=str(tmp_path), name="nan", step_callbacks=[poison],
+                        **QUIET)
+    assert not (tmp_path / "nan" / "last.safetensors").exists()  # epoch 1's end would have saved it
 
 
 def test_class_weights_balanced_and_explicit():

@@ -172,7 +172,9 @@ class Trainer:
                     raise UserError("sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm); leave it off on CPU")
                 forward = nn.SyncBatchNorm.convert_sync_batchnorm(forward)
             device_ids = [self.loader.device.index] if self.loader.device.type == "cuda" else None
-            forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
+            # fine-tuning freezes the backbone for head_epochs: DDP must not wait for its gradients
+            forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids,
+                                                          find_unused_parameters=bool(self.cfg.head_epochs))
         if self.cfg.compile:
             forward = torch.compile(forward)
         return forward
@@ -316,6 +318,14 @@ class Trainer:
             raise TrainingError(f"the training loss became {loss} by step {self.state.step}; lower lr (or raise "
                                 f"warmup_epochs, or set grad_clip) and train again. {where}".strip())
 
+    def _check_finite_weights(self) -> None:
+        """A step can leave inf/NaN weights behind a finite loss; never let them reach a checkpoint."""
+        finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
+        if not finite.item():
+            where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
+            raise TrainingError(f"the weights became inf or NaN by step {self.state.step}; lower lr (or raise "
+                                f"warmup_epochs, or set grad_clip) and train again. {where}".strip())
+
     def _checkpoint_due(self) -> bool:
         return self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
 
@@ -343,6 +353,7 @@ class Trainer:
         seen = max(totals[3], 1)
         if self.distributed is not None:  # every process sees the same totals, so all stop together
             self._check_finite(totals[0] / seen)
+        self._check_finite_weights()  # before the epoch's checkpoints are written
         val = self.validate()
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
