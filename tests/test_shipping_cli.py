@@ -44,6 +44,8 @@ def test_export_onnx_torchscript_and_torchvision_from_the_cli(model_file, capsys
     state = torch.load(model_file.parent / "sd.pth", weights_only=True)
     model, _ = load_model(model_file)
     assert list(state) == list(model.state_dict())
+    assert main(["export", str(model_file), "format=torchvision", "normalize=metadata"]) == 2
+    assert "normalize= applies to onnx and torchscript graphs" in capsys.readouterr().err
     assert main(["export", str(model_file), "format=coreml"]) == 2
     assert "unknown format 'coreml'; choose one of onnx, torchscript, torchvision" in capsys.readouterr().err
 

@@ -311,7 +311,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                              "exporter": "exporter"}, args)
     from .export import export_file
 
-    options = {} if args.format == "torchvision" else {"normalize": args.normalize}
+    if args.format == "torchvision" and args.normalize is not None:
+        raise ConfigError("normalize= applies to onnx and torchscript graphs; a torchvision state dict carries "
+                          "no preprocessing (normalize inputs with the mean/std that `resnetlab info` shows)")
+    options = {} if args.format == "torchvision" else {"normalize": args.normalize or "baked"}
     if args.format == "onnx":
         options.update(opset=_count("opset", args.opset, 17), exporter=args.exporter)
     report = export_file(args.model, args.format, args.out, **options)
@@ -429,8 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="onnx", help="onnx | torchscript | torchvision (.pth state dict)")
     p.add_argument("--out", default=None, help="output file (default: the model's name with .onnx/.pt/.pth)")
     p.add_argument("--opset", default=17, help="ONNX opset (17 or newer)")
-    p.add_argument("--normalize", default="baked",
-                   help="baked: the file takes 0..1 pixels | metadata: it takes normalized ones (mean/std in metadata)")
+    p.add_argument("--normalize", default=None,
+                   help="baked (default): the file takes 0..1 pixels | metadata: it takes normalized ones "
+                        "(mean/std in metadata); onnx and torchscript only")
     p.add_argument("--exporter", default="torchscript", help="ONNX exporter: torchscript | dynamo")
     p.set_defaults(func=cmd_export)
 
