@@ -48,8 +48,9 @@ def main() -> None:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     model = config["model"]["name"]
     history = epochs(run_dir)
-    final = evaluate(run_dir / "last.safetensors", split="test").result
-    best = evaluate(run_dir / "best.safetensors", split="test").result
+    # fp32 PyTorch, as the paper evaluates: no backend measurement or export needed
+    final = evaluate(run_dir / "last.safetensors", split="test", backend="torch").result
+    best = evaluate(run_dir / "best.safetensors", split="test", backend="torch").result
     report = {
         "benchmark": "he2015_cifar", "run_dir": str(run_dir), "model": model, "recipe": config["run"].get("recipe"),
         "iterations": results["steps"], "precision": results["precision"],

@@ -262,9 +262,8 @@ def export_torchvision(model: nn.Module, info: ModelInfo, path: str | Path, *,
     from .registry import create_model
 
     path = Path(path)
-    reference = _reference(model, info, "metadata", fold=False)  # a state dict carries no normalization
-    state = {name: tensor.detach().clone() for name, tensor in reference.state_dict().items()}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    reference = _reference(model, info, "metadata", fold=False)  # a copy; a state dict carries no normalization
+    atomic_write(path, lambda tmp: torch.save(reference.state_dict(), tmp))
     fresh = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
                          **info.arch.options)
     try:

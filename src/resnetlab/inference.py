@@ -121,7 +121,6 @@ def quantize_int8(source: Path, target: Path, images: np.ndarray) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.batches = iter(np.array_split(images.astype(np.float32), max(1, len(images) // 16)))

@@ -314,17 +314,17 @@ class Trainer:
 
     def _check_finite(self, loss: float) -> None:
         if not math.isfinite(loss):
-            where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
-            raise TrainingError(f"the training loss became {loss} by step {self.state.step}; lower lr (or raise "
-                                f"warmup_epochs, or set grad_clip) and train again. {where}".strip())
+            self._diverged(f"the training loss became {loss}")
 
     def _check_finite_weights(self) -> None:
         """A step can leave inf/NaN weights behind a finite loss; never let them reach a checkpoint."""
-        finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
-        if not finite.item():
-            where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
-            raise TrainingError(f"the weights became inf or NaN by step {self.state.step}; lower lr (or raise "
-                                f"warmup_epochs, or set grad_clip) and train again. {where}".strip())
+        if not torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all().item():
+            self._diverged("the weights became inf or NaN")
+
+    def _diverged(self, what: str) -> None:
+        where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
+        raise TrainingError(f"{what} by step {self.state.step}; lower lr (or raise warmup_epochs, or set "
+                            f"grad_clip) and train again. {where}".strip())
 
     def _checkpoint_due(self) -> bool:
         return self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
