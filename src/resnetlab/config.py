@@ -257,6 +257,13 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
     return config
 
 
+def changed_settings(config: Config) -> dict[str, Any]:
+    """The settings of `config` that differ from the defaults, by dotted path (`train.epochs`): what a caller
+    set. A setting given at its default value cannot be told from one not given."""
+    defaults = _flatten(Config().to_dict())
+    return {key: value for key, value in _flatten(config.to_dict()).items() if value != defaults[key]}
+
+
 def parse_overrides(args: list[str]) -> dict[str, str]:
     """Split command-line `key=value` words into a dict, rejecting anything else."""
     overrides: dict[str, str] = {}

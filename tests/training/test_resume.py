@@ -89,16 +89,31 @@ def test_sigint_finishes_the_step_writes_last_and_says_how_to_resume(tmp_path):
     assert [int(r["epoch"]) for r in _rows(resumed.run_dir)] == list(range(1, done + 2))
 
 
+def _one_epoch_run(tmp_path):
+    return resnetlab.train(model="tutorial_cnn", epochs=1, lr=0.05, project=str(tmp_path), name="short",
+                           display="none", checkpoint_minutes=0, tensorboard=False, plots=False)
+
+
 def test_a_finished_run_resumed_from_the_cli_with_more_epochs_trains_on(tmp_path, capsys):
     from resnetlab.cli import main
 
-    first = resnetlab.train(model="tutorial_cnn", epochs=1, project=str(tmp_path), name="short", display="none",
-                            checkpoint_minutes=0, tensorboard=False, plots=False)
+    first = _one_epoch_run(tmp_path)
     steps = resnetlab.load_model(first.last_path)[1].training["step"]
     assert main(["train", f"resume={first.run_dir}", "epochs=3", "progress=false"]) == 0
     assert [int(r["epoch"]) for r in _rows(first.run_dir)] == [1, 2, 3]
     assert resnetlab.load_model(first.last_path)[1].training["step"] == 3 * steps
     assert "epochs: 3" in (first.run_dir / "config.yaml").read_text()  # the run's settings now say so
+
+
+def test_a_prebuilt_config_resumes_with_the_settings_it_changes(tmp_path):
+    from resnetlab.config import load_config
+
+    first = _one_epoch_run(tmp_path)
+    config = load_config(overrides={"resume": str(first.run_dir), "epochs": 2})  # lr and model at their defaults
+    resumed = resnetlab.train(config, display="none")
+    assert [int(r["epoch"]) for r in _rows(resumed.run_dir)] == [1, 2]  # epochs=2 was not dropped
+    saved = load_config(first.run_dir / "config.yaml")
+    assert (saved.train.epochs, saved.train.lr, saved.model.name) == (2, 0.05, "tutorial_cnn")  # the run's own
 
 
 KILLER = """

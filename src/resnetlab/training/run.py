@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_model, load_pretrained, save_model
-from ..config import Config, apply_overrides, load_config, save_config
+from ..config import Config, apply_overrides, changed_settings, load_config, save_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader
@@ -147,10 +147,13 @@ def resume_target(resume: str) -> tuple[Path, Path]:
 
 
 def _resumed_config(config: Config, overrides: dict[str, Any]) -> Config:
-    """The run's own saved settings, with any settings given now (e.g. more epochs) on top."""
+    """The run's own saved settings, with the settings given now on top: those of `config` that differ from
+    the defaults (a caller's prebuilt Config, e.g. with more epochs), then `overrides` (which also carry
+    settings given at their default value)."""
     run_dir, _ = resume_target(config.run.resume)
     saved = load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else config
-    rest = {k: v for k, v in overrides.items() if k not in ("resume", "run.resume")}
+    given = {**changed_settings(config), **overrides}
+    rest = {k: v for k, v in given.items() if k not in ("resume", "run.resume", "recipe", "run.recipe")}
     resumed = apply_overrides(saved, rest)
     resumed.run.resume = config.run.resume
     return resumed.validate()
