@@ -25,10 +25,23 @@ def fresh_cache() -> Path:
     return folder
 
 
+def cpu_model() -> str | None:
+    """The CPU's name and family/model numbers from /proc/cpuinfo (Linux): the same cloud machine type has
+    come on different CPU generations (AMD family 25 is Zen 4, 26 is Zen 5), which changes every figure."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    name = fields.get("model name")
+    return f"{name} (family {fields.get('cpu family')}, model {fields.get('model')})" if name else None
+
+
 def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            "cpu_model": cpu_model(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> Path:
