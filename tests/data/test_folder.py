@@ -139,6 +139,21 @@ def test_csv_manifest_integer_labels_without_header_and_errors(tmp_path):
         load_dataset(str(tmp_path / "missing.csv"))
 
 
+def test_csv_manifest_saved_by_excel_with_a_byte_order_mark(tmp_path):
+    make_folder(tmp_path / "imgs", bad=False, per_class=2)
+    files = [p for p in sorted((tmp_path / "imgs").rglob("*.*")) if p.suffix != ".txt"]
+    rows = ["path,label"] + [f"{p.relative_to(tmp_path)},{p.parent.name}" for p in files]
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode())  # "CSV UTF-8" export
+    data = load_dataset(str(tmp_path / "excel.csv"), val_fraction=0)
+    assert data.class_names == ["blue", "green", "red"] and len(data.train) == 6
+
+
+def test_a_folder_too_small_to_hold_out_validation_loads_in_memory(tmp_path):
+    make_folder(tmp_path, bad=False, classes=2, per_class=2)  # round(4 * 0.1) = 0 images to hold out
+    data = load_dataset(str(tmp_path), in_memory=True)
+    assert data.val is None and isinstance(data.train, ImageSet) and len(data.train) == 4
+
+
 def test_random_resized_crop_size_and_determinism():
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 80, 3), dtype=np.uint8))
     a = random_resized_crop(image, (24, 24), np.random.default_rng(5))
@@ -162,6 +177,23 @@ def test_file_loader_is_reproducible_across_worker_counts(tmp_path):
     images2, labels2 = first_batch(2)
     assert images0.shape == (8, 3, 12, 12) and torch.equal(labels0, labels2) and torch.equal(images0, images2)
     assert not torch.equal(first_batch(0, epoch=2)[0], images0)
+
+
+def test_file_loader_processes_draw_their_own_cutout_boxes(tmp_path):
+    from resnetlab.data.mix import BatchAugment
+
+    make_folder(tmp_path, bad=False, per_class=6)
+    data = load_dataset(str(tmp_path), val_fraction=0)
+
+    def first_batch(rank, cutout):
+        loader = FileLoader(data.train, 8, input_size=(3, 12, 12), mean=data.mean, std=data.std, train=False,
+                            workers=0, seed=3, shard=(rank, 2), batch_augment=BatchAugment(cutout=cutout))
+        loader.set_epoch(1)
+        return next(iter(loader))[0]
+
+    boxes = [first_batch(rank, 4) != first_batch(rank, 0) for rank in (0, 1)]  # where cutout changed pixels
+    assert all(box.any(dim=(1, 2, 3)).all() for box in boxes)  # every image of each slice has its box
+    assert not torch.equal(boxes[0], boxes[1])  # image i of each process does not get the same box
 
 
 def test_file_loader_keeps_its_workers_across_epochs_and_resumes(tmp_path):

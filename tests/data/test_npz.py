@@ -17,6 +17,16 @@ def test_keras_style_npz(tmp_path):
     assert data.image_shape == (3, 12, 12) and data.class_names == ["a", "b", "c", "d"]
 
 
+def test_labels_shaped_n_by_1_as_keras_datasets_give_them(tmp_path):
+    # keras.datasets.cifar10.load_data() returns y_train of shape (50000, 1)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "k.npz", x_train=rng.integers(0, 255, (40, 8, 8, 3), dtype=np.uint8),
+             y_train=(np.arange(40) % 4).reshape(-1, 1))
+    data = load_dataset(str(tmp_path / "k.npz"), val_fraction=0)
+    assert data.class_names == ["0", "1", "2", "3"]
+    assert data.train.labels.tolist() == [i % 4 for i in range(40)]
+
+
 def test_grayscale_npz_and_errors(tmp_path):
     np.savez(tmp_path / "g.npz", x_train=np.zeros((10, 8, 8), np.uint8), y_train=np.arange(10) % 2)
     assert load_dataset(str(tmp_path / "g.npz")).image_shape == (1, 8, 8)

@@ -87,6 +87,15 @@ def _to_pixel_tensor(array: np.ndarray, name: str) -> torch.Tensor:
     raise DataError(f"{name} must hold uint8 or float pixels, got {array.dtype}")
 
 
+def label_count(labels: Any) -> int:
+    """The number of classes labels imply: the columns of one-hot rows [N, K], else the largest index + 1
+    (integer labels [N], or [N, 1] as Keras' datasets give them)."""
+    array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if array.ndim == 2 and array.shape[1] > 1:
+        return int(array.shape[1])
+    return int(np.max(array)) + 1 if array.size else 0
+
+
 def labels_to_tensor(labels: Any, *, count: int, num_classes: int | None = None, name: str = "y") -> torch.Tensor:
     """Convert integer class labels [N] (or [N, 1]) or one-hot rows [N, K] to int64 [N]."""
     array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)

@@ -141,4 +141,6 @@ def split_train_val(train: Split, fraction: float | None) -> tuple[Split, Split 
     if not fraction:
         return train, None
     kept, held = stratified_split(train.labels.numpy(), fraction)
+    if not len(held):  # too few images for round(N * fraction) to hold one out: no validation split
+        return train, None
     return train.subset(torch.from_numpy(kept)), train.subset(torch.from_numpy(held))

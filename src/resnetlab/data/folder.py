@@ -76,7 +76,7 @@ def discover_folder(root: Path) -> tuple[RawSplits, list[str]]:
 
 def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
     """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder."""
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
         rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     first_line = 1

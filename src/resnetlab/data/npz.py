@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .arrays import arrays_to_imageset
+from .arrays import arrays_to_imageset, label_count
 from .dataset import DatasetSplits, ImageSet, split_train_val
 from .stats import channel_stats
 
@@ -38,9 +38,7 @@ def load_npz(path: str | Path, *, val_fraction: float | None = None) -> DatasetS
     if "train" not in arrays:
         raise DataError(f"{path} holds {', '.join(sorted(keys)) or 'nothing'}; expected x_train and y_train "
                         f"(optionally x_val/y_val, x_test/y_test, class_names)")
-    top = max(int(np.max(labels)) if np.asarray(labels).ndim == 1 else np.asarray(labels).shape[1] - 1
-              for _, labels, _ in arrays.values())
-    num_classes = len(names) if names is not None else top + 1
+    num_classes = len(names) if names is not None else max(label_count(labels) for _, labels, _ in arrays.values())
     sets: dict[str, ImageSet] = {}
     for split, (images, labels, pair) in arrays.items():
         expected = sets["train"].image_shape if "train" in sets else None

@@ -128,8 +128,10 @@ class FileLoader(EpochBatches):
             labels = labels.to(self.device, non_blocking=True)
             normalized = self.normalize(images)
             if self.batch_augment is not None:
-                normalized, labels = self.batch_augment(normalized, labels,
-                                                        batch_generator(self.seed, self.epoch, batch))
+                # this process holds only its slice of the global batch: per-image draws (cutout boxes) must
+                # differ between processes, so the rank goes into the seed (unchanged in one process)
+                normalized, labels = self.batch_augment(
+                    normalized, labels, batch_generator(self.seed, self.epoch, batch * self.world + self.rank))
             yield normalized, labels
 
 
@@ -139,8 +141,8 @@ def decode_files(data: ImageFiles, input_size: tuple[int, int, int], *, interpol
     dataset = DecodedFiles(data, input_size, train=False, interpolation=interpolation, crop_pct=crop_pct)
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers if len(dataset) > batch_size else 0)
-    images, labels = [], []
-    for batch, batch_labels in loader:
+    images, labels = [torch.empty((0, *input_size), dtype=torch.uint8)], [torch.empty(0, dtype=torch.long)]
+    for batch, batch_labels in loader:  # (an empty split, e.g. every file skipped, decodes to an empty set)
         images.append(batch)
         labels.append(batch_labels)
     return ImageSet(torch.cat(images), torch.cat(labels).long())
