@@ -41,8 +41,9 @@ def test_fit_returns_keras_history(trained):
 def test_evaluate_and_predict(trained):
     clf, _ = trained
     x_test, y_test = _toy(60, 2)
-    scores = clf.evaluate(x_test, y_test)
+    scores = clf.evaluate(x_test, y_test, return_dict=True)
     assert set(scores) == {"loss", "accuracy"}
+    assert clf.evaluate(x_test, y_test) == [scores["loss"], scores["accuracy"]]  # Keras: loss, acc = evaluate(...)
     assert scores["accuracy"] >= 0.9  # the task is easy: a square in one of three quadrants
     probs = clf.predict(x_test)
     assert probs.shape == (60, 3) and probs.dtype == np.float32
@@ -68,7 +69,7 @@ def test_nchw_tensors_float_inputs_and_one_hot_labels(trained):
     x, y = _toy(30, 5)
     as_tensor = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0
     one_hot = np.eye(3)[y]
-    np.testing.assert_allclose(clf.evaluate(as_tensor, one_hot)["accuracy"], clf.evaluate(x, y)["accuracy"])
+    np.testing.assert_allclose(clf.evaluate(as_tensor, one_hot)[1], clf.evaluate(x, y)[1])
     np.testing.assert_allclose(clf.predict(as_tensor), clf.predict(x), atol=1e-5)
 
 
@@ -77,7 +78,7 @@ def test_validation_split_takes_the_last_samples_and_torch_optimizer():
     clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
     clf.compile(optimizer=torch.optim.SGD(clf.model.parameters(), lr=0.05, momentum=0.9), metrics=["accuracy", "top5"])
     history = clf.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
-    held_out = clf.evaluate(x[30:], y[30:])
+    held_out = clf.evaluate(x[30:], y[30:], return_dict=True)
     assert history.history["val_accuracy"][-1] == pytest.approx(held_out["accuracy"])
     assert held_out["top5"] == 1.0  # 3 classes: the top-5 always holds the answer
 
@@ -117,7 +118,7 @@ def test_keras_keywords_and_validation():
     clf.fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert clf._compiled.optimizer is optimizer  # Adam's moments carry over, as in Keras
     assert {"top5", "val_top5", "accuracy", "val_accuracy"} <= set(first.history)
-    assert set(clf.evaluate(x, y, verbose=0)) == {"loss", "accuracy", "top5"}
+    assert set(clf.evaluate(x, y, verbose=0, return_dict=True)) == {"loss", "accuracy", "top5"}
     assert clf.predict(x, verbose=0).shape == (16, 3)
     with pytest.raises(ValueError, match="did you mean 'cosine'"):
         clf.compile(schedule="cosin")
@@ -135,6 +136,61 @@ def test_common_keras_slips_get_clear_errors(call, message):
     clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
     with pytest.raises(ValueError, match=message):
         call(clf, x, y)
+
+
+def test_keras_names_batch_size_none_and_a_model_left_in_training_mode():
+    x, y = _toy(16, 9)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    clf.compile(optimizer="adam", metrics=["acc"])  # Keras keys results by the name given
+    history = clf.fit(x, y, epochs=1, batch_size=None, validation_data=(x, y), verbose=0)
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc", "lr"}
+    assert set(clf.evaluate(x, y, batch_size=None, return_dict=True)) == {"loss", "acc"}
+    assert clf.model.training
+    clf.predict(x, batch_size=None)
+    assert clf.model.training  # predict leaves the model as it found it
+    clf.compile(metrics=[])
+    loss = clf.evaluate(x, y)
+    assert isinstance(loss, float)  # no metrics: the loss alone, as Keras returns it
+
+
+def test_repeated_fit_calls_draw_new_batches(monkeypatch):
+    import resnetlab.keras as keras
+
+    seen = []
+
+    class Recording(keras.BatchLoader):  # notes the labels of every batch the fit trains on
+        def __iter__(self):
+            for images, labels in super().__iter__():
+                seen.append(labels.tolist())
+                yield images, labels
+
+    monkeypatch.setattr(keras, "BatchLoader", Recording)
+    x, y = _toy(32, 10)
+    runs = []
+    for _ in range(2):
+        clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu", seed=4)
+        for _ in range(3):  # for epoch in range(3): clf.fit(x, y, epochs=1)
+            clf.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        runs.append(seen[:])
+        seen.clear()
+    assert runs[0] == runs[1] and len(runs[0]) == 12  # reproducible from the seed
+    epochs = [str(runs[0][i:i + 4]) for i in (0, 4, 8)]
+    assert len(set(epochs)) == 3  # but each call shuffles anew
+
+
+def test_class_weight_and_class_names_without_input_shape():
+    x, y = _toy(24, 11)
+    named = resnetlab.Classifier("tutorial_cnn", class_names=["a", "b", "c", "d"], device="cpu")
+    named.fit(x, y, epochs=1, batch_size=8, verbose=0)  # the labels hold 0..2 only: the names say 4 classes
+    assert named.info.num_classes == 4 and named.predict(x).shape == (24, 4)
+    losses = {}
+    for weights in (None, {0: 1.0, 1: 1.0, 2: 1.0}, {0: 10.0}):
+        clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+        losses[str(weights)] = clf.fit(x, y, epochs=1, batch_size=8, verbose=0, class_weight=weights).history["loss"]
+    assert losses["None"] == losses[str({0: 1.0, 1: 1.0, 2: 1.0})]  # weights of 1 change nothing
+    assert losses["None"] != losses[str({0: 10.0})]
+    with pytest.raises(ValueError, match="class_weight has key 5; its keys must be class indices 0..2"):
+        clf.fit(x, y, epochs=1, class_weight={5: 2.0}, verbose=0)
 
 
 def test_input_shape_in_channels_first_order_is_caught():

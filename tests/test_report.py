@@ -104,7 +104,7 @@ def test_keras_evaluate_with_a_report_dir(tmp_path):
     y = np.arange(40) % 3
     clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(12, 12, 3), device="cpu")
     clf.fit(x, y, epochs=1, verbose=0)
-    scores = clf.evaluate(x, y, report_dir=tmp_path / "rep")
+    scores = clf.evaluate(x, y, report_dir=tmp_path / "rep", return_dict=True)
     saved = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert saved["accuracy"] == pytest.approx(scores["accuracy"]) and saved["data"] == "arrays"
     # both against an independent computation from the predictions

@@ -3,7 +3,7 @@
     clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(28, 28, 3))
     clf.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = clf.fit(X_train, y_train, epochs=10, batch_size=32, validation_data=(X_val, y_val))
-    clf.evaluate(X_test, y_test)   # {"loss": ..., "accuracy": ...}
+    loss, accuracy = clf.evaluate(X_test, y_test)   # or return_dict=True: {"loss": ..., "accuracy": ...}
     clf.predict(X_test)            # probabilities [N, classes]
     clf.save("model.h5"); clf2 = resnetlab.load("model.h5")
 
@@ -23,7 +23,7 @@ from torch import nn
 
 from .checkpoint import load_model, save_model
 from .config import TrainConfig, load_config
-from .data.arrays import arrays_to_imageset
+from .data.arrays import arrays_to_imageset, label_count
 from .data.augment import Augment
 from .data.dataset import ImageSet
 from .data.loader import BatchLoader
@@ -46,11 +46,15 @@ METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accura
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}  # Keras' defaults for the same optimizers
 
 
+DEFAULT_BATCH_SIZE = 32  # Keras' default for fit (batch_size=None)
+EVAL_BATCH_SIZE = 256  # evaluate and predict: the results do not depend on it (eval mode), and larger is faster
+
+
 @dataclass
 class _Compiled:
     train: TrainConfig
     optimizer: torch.optim.Optimizer | None
-    metrics: tuple[str, ...]
+    metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
 
 
 def _input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -91,7 +95,8 @@ class Classifier:
         self._class_names = list(class_names) if class_names is not None else None
         self._measure_stats = True  # the first fit sets mean/std from its training images
         self._compiled = _Compiled(TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-3,
-                                               weight_decay=0.0, schedule="constant"), None, ("accuracy",))
+                                               weight_decay=0.0, schedule="constant"), None, {"accuracy": "accuracy"})
+        self._fits = 0  # fit calls so far: each gets its own shuffling and augmentation draws
         if isinstance(model, nn.Module):
             if not hasattr(model, "arch"):
                 raise ValueError("pass a model built by resnetlab.create_model, or an architecture name")
@@ -125,10 +130,8 @@ class Classifier:
         num_classes, shape = self._pending
         probe = arrays_to_imageset(x, y)
         shape = shape or probe.image_shape
-        if num_classes is None:
-            as_array = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
-            num_classes = as_array.shape[1] if as_array.ndim == 2 and as_array.shape[1] > 1 \
-                else int(probe.labels.max()) + 1
+        if num_classes is None:  # the class names say it; else the labels (the first fit's may lack the top class)
+            num_classes = len(self._class_names) if self._class_names is not None else label_count(y)
         self._build(num_classes, shape)
 
     # --- Keras API ---------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Classifier:
                 0.0 if name == "sgd" else 0.9),
             "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule, "batch_size": 32,
             "epochs": 1}).train
-        self._compiled = _Compiled(cfg, instance, tuple(dict.fromkeys(METRICS[m] for m in metrics)))
+        self._compiled = _Compiled(cfg, instance, {m: METRICS[m] for m in metrics})
 
     def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         if self.model is None:
@@ -176,10 +179,16 @@ class Classifier:
     def _imageset(self, x: Any, y: Any, names: tuple[str, str]) -> ImageSet:
         return arrays_to_imageset(x, y, expected=self.info.input_size, num_classes=self.info.num_classes, names=names)
 
-    def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int = 32,
+    def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int | None = None,
             validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int | str = "auto", augment: Augment | None = None) -> History:
-        """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...)."""
+            verbose: int | str = "auto", class_weight: dict[int, float] | None = None,
+            augment: Augment | None = None) -> History:
+        """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...).
+
+        `class_weight` ({class index: weight}, others 1) weights each image's loss by its class, as Keras
+        does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). Each call continues
+        training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees new orders)."""
+        batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if epochs < 1 or batch_size < 1:
@@ -201,46 +210,69 @@ class Classifier:
             self.info = replace(self.info, mean=mean, std=std)
             self._measure_stats = False
         cfg = replace(self._compiled.train, epochs=epochs, batch_size=batch_size)
+        # the first call draws from the classifier's seed, later ones from (seed, call): reproducible, never repeated
+        seed = int(np.random.SeedSequence([self.seed, self._fits]).generate_state(1)[0]) if self._fits else self.seed
         loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
-                             shuffle=shuffle, augment=augment, seed=self.seed,
+                             shuffle=shuffle, augment=augment, seed=seed,
                              drop_last=len(train) % batch_size == 1)
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
         if self._compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
             self._compiled.optimizer = build_optimizer(self.model, cfg)
         history = fit(self.model, self.info, loader, cfg, val_data=val, optimizer=self._compiled.optimizer,
-                      progress=make_progress(progress), metrics=self._compiled.metrics)
+                      progress=make_progress(progress), metrics=self._compiled.metrics,
+                      class_weight=self._class_weight(class_weight))
+        self._fits += 1
         self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs,
                               **{k: v[-1] for k, v in history.history.items()}}
         return history
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256, verbose: int | str = "auto",
-                 report_dir: str | Path | None = None) -> dict[str, float]:
-        """Return {"loss": ..., "accuracy": ...} (and "top5" when compiled with it) on images `x`, labels `y`.
+    def _class_weight(self, class_weight: dict[int, float] | None) -> torch.Tensor | None:
+        """Keras' {class index: weight} as a weight per class (1 for classes not named)."""
+        if class_weight is None:
+            return None
+        unknown = [k for k in class_weight if not (isinstance(k, (int, np.integer)) and 0 <= k < self.info.num_classes)]
+        if unknown:
+            raise ValueError(f"class_weight has key {unknown[0]!r}; its keys must be class indices 0.."
+                             f"{self.info.num_classes - 1}")
+        return torch.tensor([float(class_weight.get(i, 1.0)) for i in range(self.info.num_classes)])
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None, verbose: int | str = "auto",
+                 return_dict: bool = False, report_dir: str | Path | None = None
+                 ) -> float | list[float] | dict[str, float]:
+        """The loss and the compiled metrics on images `x`, labels `y`, as Keras returns them: a list
+        [loss, accuracy, ...] in the order given to compile (the loss alone without metrics), or with
+        `return_dict=True` a dict keyed by those names ({"loss": ..., "accuracy": ...}).
 
         With `report_dir`, also write the full evaluation report there (metrics.json, plots,
         predictions.csv, report.html). `verbose` is accepted for Keras code; nothing is shown.
         """
         self._require_model()
         data = self._imageset(x, y, ("x", "y"))
-        logits = batched_logits(self.model, data.images, self.info, batch_size=batch_size, device=self.device)
+        logits = batched_logits(self.model, data.images, self.info, device=self.device,
+                                batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
         result = compute_metrics(logits, data.labels, self.info.class_names)
         if report_dir is not None:
             EvaluationReport(result, self.info, f"Classifier({self.info.arch.name})", "arrays", "given", "none",
                              "model", [f"index {i}" for i in range(len(data))], tensor_images(data.images)
                              ).write(report_dir)
         out = {"loss": result.loss}
-        for metric in self._compiled.metrics:
-            out[metric] = result.accuracy if metric == "accuracy" else result.top5
-        return out
+        for name, metric in self._compiled.metrics.items():
+            out[name] = result.accuracy if metric == "accuracy" else result.top5
+        if return_dict:
+            return out
+        return list(out.values()) if len(out) > 1 else out["loss"]
 
-    def predict(self, x: Any, *, batch_size: int = 256, verbose: int | str = "auto") -> np.ndarray:
+    def predict(self, x: Any, *, batch_size: int | None = None, verbose: int | str = "auto") -> np.ndarray:
         """Class probabilities float32 [N, num_classes]. (`verbose` is accepted for Keras code; nothing is shown.)"""
         self._require_model()
-        # the model as it is now (it may be mid-training): no export, no backend measurement
-        return Predictor(self.model, self.info, device=self.device, batch_size=batch_size,
-                         backend="torch").predict_proba(x)
+        training = self.model.training
+        try:  # the model as it is now (it may be mid-training): no export, no backend measurement
+            return Predictor(self.model, self.info, device=self.device, backend="torch",
+                             batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size).predict_proba(x)
+        finally:
+            self.model.train(training)  # the Predictor switched it to eval mode
 
-    def predict_classes(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+    def predict_classes(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Most likely class index per image, int64 [N]."""
         return self.predict(x, batch_size=batch_size).argmax(axis=1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -67,12 +67,13 @@ class EpochMetrics:
 class History:
     """What `fit` returns; `history.history` and `history.epoch` read as in Keras.
 
-    `metrics` chooses the keys besides the losses: "accuracy" and/or "top5" (and their val_ twins).
+    `metrics` chooses the keys besides the losses: "accuracy" and/or "top5" (and their val_ twins), or a
+    mapping of the keys to show to those two (Keras keys them by the names given to compile: {"acc": "accuracy"}).
     """
 
-    def __init__(self, metrics: Sequence[str] = ("accuracy",)) -> None:
+    def __init__(self, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> None:
         self.rows: list[EpochMetrics] = []
-        self.metrics = tuple(metrics)
+        self.metrics = dict(metrics) if isinstance(metrics, Mapping) else {m: m for m in metrics}
 
     @property
     def epoch(self) -> list[int]:
@@ -82,12 +83,12 @@ class History:
     def history(self) -> dict[str, list[float]]:
         has_val = bool(self.rows) and self.rows[0].val_loss is not None
         out: dict[str, list[float]] = {"loss": [r.train_loss for r in self.rows]}
-        for metric in self.metrics:
-            out[metric] = [getattr(r, f"train_{metric}") for r in self.rows]
+        for key, metric in self.metrics.items():
+            out[key] = [getattr(r, f"train_{metric}") for r in self.rows]
         if has_val:
             out["val_loss"] = [r.val_loss for r in self.rows]
-            for metric in self.metrics:
-                out[f"val_{metric}"] = [getattr(r, f"val_{metric}") for r in self.rows]
+            for key, metric in self.metrics.items():
+                out[f"val_{key}"] = [getattr(r, f"val_{metric}") for r in self.rows]
         out["lr"] = [r.lr for r in self.rows]
         return out
 
@@ -130,7 +131,7 @@ class Trainer:
     def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
                  val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
                  class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
-                 sync_bn: bool = False, metrics: Sequence[str] = ("accuracy",)):
+                 sync_bn: bool = False, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)):
         device = loader.device
         if len(loader) == 0:
             raise TrainingError("no training batch could be formed; give at least 2 training images "
@@ -423,13 +424,15 @@ class Trainer:
 def fit(model: nn.Module, info: ModelInfo, train_loader: Batches, cfg: TrainConfig, *,
         val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
         callbacks: Sequence[EpochCallback] = (), progress: ProgressDisplay | None = None,
-        metrics: Sequence[str] = ("accuracy",)) -> History:
+        metrics: Sequence[str] | Mapping[str, str] = ("accuracy",), class_weight: torch.Tensor | None = None
+        ) -> History:
     """Train `model` for `cfg.epochs` epochs, validating on `val_data` after each; return the History.
 
     The short way in (the Keras facade uses it); `resnetlab.train` builds a Trainer itself to add the
     run folder, checkpoints, resume and multi-process training.
     """
-    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics)
+    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics,
+                      class_weight=class_weight)
     trainer.callbacks.extend(callbacks)
     if progress is not None:
         trainer.progress = progress
