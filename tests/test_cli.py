@@ -129,9 +129,31 @@ def test_evaluate_checks_its_numbers(cli_run, capsys):
     model = str(cli_run / "best.safetensors")
     for words, message in ((["batch_size=0"], "batch_size must be at least 1"),
                            (["batch_size=abc"], "batch_size must be an integer"),
-                           (["split=holdout"], "split must be train, val or test")):
+                           (["split=holdout"], "split must be train, val or test"),
+                           (["tta=bogus"], "unknown tta 'bogus'; choose one of none, flip, flip+shift")):
         assert main(["evaluate", model, *words]) == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_predict_on_a_folder_without_images_says_so(cli_run, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    assert main(["predict", str(cli_run / "best.safetensors"), str(tmp_path / "empty")]) == 2
+    assert f"error: {tmp_path / 'empty'} holds no image files (looked for " in capsys.readouterr().err
+
+
+def test_import_weights_and_data_inspect_refuse_bad_words(cli_run, tmp_path, capsys):
+    model = str(cli_run / "best.safetensors")
+    (tmp_path / "classes.txt").write_bytes(b"\xff\xfe caf\xe9\n")
+    for argv, message in (
+            (["import-weights", model, "arch=resnet20", f"classes={tmp_path / 'classes.txt'}"],
+             "give a UTF-8 text file with one class name per line"),
+            (["import-weights", model, "arch=resnet20", f"out={model}"], "would replace its source"),
+            (["data", "inspect", "digits", "workers=two"], "workers must be an integer, got 'two'")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
 def test_evaluate_val_uses_the_runs_own_validation_split(tmp_path, capsys):

@@ -70,8 +70,22 @@ def test_mismatched_state_dict_lists_missing_and_unexpected_keys(torchvision_res
 
 def test_pickled_code_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(1), "callback": print}, tmp_path / "evil.pth")
-    with pytest.raises(ModelFileError, match="weights_only=True"):
+    with pytest.raises(ModelFileError, match="weights_only=True: it holds GLOBAL (builtins.)?print, which is not a "
+                                             "tensor or a plain container; save the state dict alone"):
         import_weights(tmp_path / "evil.pth", "resnet50", tmp_path / "out.safetensors")
+
+
+def test_a_torchvision_reference_script_checkpoint_imports(torchvision_resnet50, tmp_path):
+    import argparse
+
+    # torchvision/references/classification/train.py saves its argparse arguments next to the weights
+    model, state = torchvision_resnet50
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 89,
+                "args": argparse.Namespace(model="resnet50", lr=0.5, epochs=90)}, tmp_path / "checkpoint.pth")
+    out, _ = import_weights(tmp_path / "checkpoint.pth", "resnet50", tmp_path / "imported.safetensors")
+    imported, _ = load_model(out)
+    for key, tensor in state.items():
+        assert torch.equal(imported.state_dict()[key], tensor), key
 
 
 def test_export_back_to_a_torchvision_loadable_state_dict(torchvision_resnet50, tmp_path):

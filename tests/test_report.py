@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sklearn import metrics as skm
 
 import resnetlab
@@ -37,6 +38,16 @@ def test_metrics_agree_with_scikit_learn():
         assert averages[kind] == pytest.approx({"precision": p, "recall": r, "f1": f})
     np.testing.assert_array_equal(result.confusion, skm.confusion_matrix(y, predicted))
     assert result.most_confused(1)[0][1] == "c6"
+
+
+def test_macro_averages_count_a_predicted_class_without_samples_as_scikit_learn_does():
+    labels = torch.tensor([0, 0, 1, 1, 1, 0])
+    predicted = torch.tensor([0, 2, 1, 1, 0, 2])  # class 2 is predicted twice but has no samples
+    result = compute_metrics(torch.nn.functional.one_hot(predicted, 3).float() * 5, labels, ["a", "b", "c"])
+    for kind in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(labels, predicted, average=kind, zero_division=0)
+        assert result.averages()[kind] == pytest.approx({"precision": p, "recall": r, "f1": f})
+    assert result.averages()["macro"]["recall"] == pytest.approx(1 / 3)
 
 
 def test_expected_calibration_error_by_hand():
@@ -86,9 +97,20 @@ def test_evaluate_uses_a_checkpoints_ema_weights(tmp_path):
     raw_report = resnetlab.evaluate(run.last_path, ema=False)
     assert ema_report.weights == "EMA" and raw_report.weights == "model"
     assert not np.allclose(ema_report.result.probs, raw_report.result.probs)
-    best = resnetlab.evaluate(run.best_path)  # best.safetensors holds the EMA weights themselves
-    assert best.weights == "model"
+    best = resnetlab.evaluate(run.best_path)  # best.safetensors holds the EMA weights themselves, and says so
+    assert best.weights == "EMA"
     np.testing.assert_allclose(best.result.probs, ema_report.result.probs, atol=1e-6)
+    # predict (and serve, export) read the same weights from the checkpoint as evaluate does
+    images = run.best_path.parent / "digits"
+    images.mkdir()
+    test = resnetlab.load_dataset("digits").test
+    for i in range(8):
+        Image.fromarray(test.images[i, 0].numpy()).save(images / f"{i}.png")
+    paths = sorted(str(p) for p in images.iterdir())
+    from_last = resnetlab.Predictor.from_file(run.last_path, backend="torch").predict_files(paths, topk=3)
+    from_best = resnetlab.Predictor.from_file(run.best_path, backend="torch").predict_files(paths, topk=3)
+    assert [p.labels for p in from_last] == [p.labels for p in from_best]
+    np.testing.assert_allclose([p.probs for p in from_last], [p.probs for p in from_best], atol=1e-6)
 
 
 def test_cli_evaluate_writes_the_report_next_to_the_model(digits_run, capsys):

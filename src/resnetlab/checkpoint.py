@@ -11,6 +11,7 @@ a crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -206,20 +207,20 @@ def check_tensors(path: Path, model: nn.Module, tensors: dict[str, torch.Tensor]
     return {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in tensors.items()}
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", *, ema: bool = False
+def load_model(path: str | Path, device: str | torch.device = "cpu", *, ema: bool = True
                ) -> tuple[nn.Module, ModelInfo]:
     """Read a model file (either format, told apart by content) and return (model in eval mode, info).
 
-    With `ema=True`, a training checkpoint's EMA weights are loaded instead of its training weights
-    (`info.training["weights"]` says which); other files are unaffected.
+    A training checkpoint (`last.safetensors`) of a run with EMA holds both the training weights and the
+    EMA weights; the EMA weights load by default, as they are what training evaluates and keeps as `best`,
+    so evaluate, predict, serve and export all see the same model. `ema=False` loads the training weights.
+    `info.training["weights"]` is "ema" when the weights are EMA weights; other files are unaffected.
     """
     path = Path(path)
     tensors, metadata = _read(path)
     info = _info_from(path, metadata)
-    averaged = {k[len(TRAIN_PREFIX + EMA_KEY):]: v for k, v in tensors.items() if k.startswith(TRAIN_PREFIX + EMA_KEY)}
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
-    if ema and averaged:
-        tensors = averaged
+    tensors, averaged = _model_tensors(tensors, ema)
+    if averaged:
         info.training = {**info.training, "weights": "ema"}
     with torch.device("meta"):
         model = create_model(info.arch.name, num_classes=info.arch.num_classes, in_chans=info.arch.in_chans,
@@ -227,6 +228,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, ema: boo
     tensors = check_tensors(path, model, tensors)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device).eval(), info
+
+
+def _model_tensors(tensors: dict[str, torch.Tensor], ema: bool) -> tuple[dict[str, torch.Tensor], bool]:
+    """A file's model weights without the training state: its EMA weights when `ema` and it has them
+    (then True), else its own."""
+    averaged = {k[len(TRAIN_PREFIX + EMA_KEY):]: v for k, v in tensors.items() if k.startswith(TRAIN_PREFIX + EMA_KEY)}
+    if ema and averaged:
+        return averaged, True
+    return {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}, False
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
@@ -262,16 +272,42 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 HEAD_KEYS = ("fc.weight", "fc.bias")
 
 
+def _load_weights_only(path: Path) -> Any:
+    """torch.load(weights_only=True), also allowing argparse.Namespace: torchvision's reference training
+    scripts save their arguments next to the model ({"model", "optimizer", "epoch", "args"}); a Namespace
+    is plain attributes, and only the tensors are used."""
+    allowed = [argparse.Namespace]
+    if hasattr(torch.serialization, "safe_globals"):  # torch >= 2.5
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    torch.serialization.add_safe_globals(allowed)  # torch 2.4: process-wide, which is as safe
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _first_reason(exc: Exception) -> str:
+    """What torch.load's long weights_only message refused, and what the user can do about it (its own
+    advice, to allow-list the class, is not open to a resnetlab user)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    named = [line for line in lines if "Unsupported global" in line]
+    if named:
+        refused = named[0].split("Unsupported global:", 1)[1].split(" was not an allowed global")[0].strip()
+        return (f"it holds {refused}, which is not a tensor or a plain container; save the state dict alone: "
+                f"torch.save(model.state_dict(), path)")
+    return (lines or [type(exc).__name__])[0]
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a model file, a bare safetensors state dict, or a PyTorch .pth/.pt (torch.load with
-    weights_only=True, which refuses code). Unwraps {"state_dict": ...}/{"model": ...} and drops the
-    prefixes DDP ("module.") and torch.compile ("_orig_mod.") add."""
+    """Tensors from a model file (a training checkpoint's EMA weights when it has them, as `load_model`),
+    a bare safetensors state dict, or a PyTorch .pth/.pt (torch.load with weights_only=True, which refuses
+    code). Unwraps {"state_dict": ...}/{"model": ...} and drops the prefixes DDP ("module.") and
+    torch.compile ("_orig_mod.") add."""
     path = Path(path)
     if _file_kind(path) == "pickle":
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = _load_weights_only(path)
         except Exception as exc:  # weights_only refuses anything but tensors and plain containers
-            raise ModelFileError(f"{path} could not be read as a state dict with weights_only=True ({exc})") from None
+            raise ModelFileError(f"{path} could not be read as a state dict with weights_only=True: "
+                                 f"{_first_reason(exc)}") from None
         for key in ("state_dict", "model", "model_state_dict", "module"):
             if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
                 loaded = loaded[key]
@@ -279,8 +315,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise ModelFileError(f"{path} does not hold a state dict (a mapping of names to tensors)")
         tensors = dict(loaded)
     else:
-        tensors, _ = _read(path)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
+        tensors, _ = _model_tensors(_read(path)[0], ema=True)
     for prefix in ("module.", "_orig_mod."):
         if tensors and all(k.startswith(prefix) for k in tensors):
             tensors = {k[len(prefix):]: v for k, v in tensors.items()}

@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         table.add_row("val accuracy", f"{best['val_accuracy']:.2%}")
     if result.test is not None:
         table.add_row("test accuracy", f"{result.test.accuracy:.2%}")
-        table.add_row("test top-5", f"{result.test.top5:.2%}")
+        table.add_row(f"test top-{min(5, result.info.num_classes)}", f"{result.test.top5:.2%}")
         table.add_row("test loss", f"{result.test.loss:.4f}")
     table.add_row("model file", str(result.best_path))
     console.print(table)
@@ -137,7 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table.add_column("metric")
     table.add_column("value", justify="right")
     averages = result.averages()
-    for name, value in (("accuracy", f"{result.accuracy:.2%}"), ("top-5 accuracy", f"{result.top5:.2%}"),
+    top_k = f"top-{min(5, len(result.class_names))} accuracy"  # top-5 of fewer classes is top-K
+    for name, value in (("accuracy", f"{result.accuracy:.2%}"), (top_k, f"{result.top5:.2%}"),
                         ("loss", f"{result.loss:.4f}"), ("calibration error (ECE)", f"{result.ece:.4f}"),
                         ("macro F1", f"{averages['macro']['f1']:.4f}")):
         table.add_row(name, value)
@@ -269,7 +270,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers"}, args)
     report = inspect_dataset(args.path, data_dir=args.data_dir,
-                             workers=None if args.workers is None else int(args.workers))
+                             workers=None if args.workers is None else _count("workers", args.workers, 0))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -333,8 +334,15 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
         raise ConfigError("give the architecture the weights are for: arch=resnet50 (see `resnetlab models`)")
     names = None
     if args.classes:
-        names = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+        try:
+            text = Path(args.classes).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"classes={args.classes}: give a UTF-8 text file with one class name per line "
+                              f"({exc})") from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
     out = args.out or Path(args.file).with_suffix(".safetensors").name
+    if Path(out).resolve() == Path(args.file).resolve():
+        raise ConfigError(f"the model file would replace its source {args.file}; give another name with out=FILE")
     path, info = import_weights(args.file, args.arch, out, class_names=names,
                                 img_size=_count("img_size", args.img_size, 8))
     print(f"wrote {path}: {info.arch.name}, {info.num_classes} classes, input {info.input_size}, "

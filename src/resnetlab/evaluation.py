@@ -49,11 +49,11 @@ class EvalResult:
         return self.probs.argmax(axis=1)
 
     def averages(self) -> dict[str, dict[str, float]]:
-        """Macro (unweighted mean over classes with samples) and support-weighted precision/recall/F1.
-
-        A class never predicted counts as precision 0, as scikit-learn does (zero_division=0).
+        """Macro (unweighted mean over the classes that occur: with samples or predicted) and support-weighted
+        precision/recall/F1, as scikit-learn's defaults (labels from y_true and y_pred, zero_division=0):
+        a class never predicted counts as precision 0, a predicted class without samples as recall and F1 0.
         """
-        present = self.support > 0
+        present = (self.support > 0) | (self.confusion.sum(axis=0) > 0)
         precision, recall, f1 = (np.nan_to_num(a[present]) for a in (self.precision, self.recall, self.f1))
         weights = self.support[present] / self.support[present].sum()
         return {"macro": {"precision": float(precision.mean()), "recall": float(recall.mean()),

@@ -108,9 +108,10 @@ def reliability_diagram(probs, labels, path: str | Path, *, bins: int = 15, ece:
     edges, accuracy, _, counts = calibration_bins(probs, labels, bins)
     centres = (edges[:-1] + edges[1:]) / 2
     figure, (axis, hist) = plt.subplots(2, 1, figsize=(5.5, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    axis.bar(centres, accuracy, width=1 / bins, edgecolor="black", label="accuracy")
-    axis.bar(centres, centres - accuracy, bottom=accuracy, width=1 / bins, color="tab:red", alpha=0.3,
-             label="gap to perfect calibration")
+    filled = counts > 0  # an empty bin has no accuracy: drawing it at 0 would show a false gap
+    axis.bar(centres[filled], accuracy[filled], width=1 / bins, edgecolor="black", label="accuracy")
+    axis.bar(centres[filled], (centres - accuracy)[filled], bottom=accuracy[filled], width=1 / bins,
+             color="tab:red", alpha=0.3, label="gap to perfect calibration")
     axis.plot([0, 1], [0, 1], "k--", linewidth=1)
     axis.set_ylabel("accuracy")
     axis.set_title("reliability diagram" + (f" (ECE {ece:.3f})" if ece is not None else ""))

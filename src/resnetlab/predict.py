@@ -22,6 +22,7 @@ from .data.images import IMAGE_SUFFIXES, BadImageError, read_for_model
 from .data.loader import Normalize
 from .data.scan import default_workers
 from .device import resolve_device
+from .errors import ConfigError, DataError
 from .info import ModelInfo
 
 TTA_MODES = ("none", "flip", "flip+shift")
@@ -51,7 +52,7 @@ class Inference:
 
     def __post_init__(self) -> None:
         if self.tta not in TTA_MODES:
-            raise ValueError(f"unknown tta {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
+            raise ConfigError(f"unknown tta {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
 
     def __call__(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -118,14 +119,19 @@ class Prediction:
 def expand_paths(inputs: list[str | Path]) -> list[str]:
     """Files as given, folders as every image file below them (sorted), shell patterns expanded (`**` too).
 
-    A name that matches nothing stays in the list, so the caller reports it like any unreadable file.
+    A name that matches nothing stays in the list, so the caller reports it like any unreadable file;
+    a folder without image files raises DataError (there is nothing to report per file).
     """
     found: list[str] = []
     for item in inputs:
         text = str(item)
         path = Path(text).expanduser()
         if path.is_dir():
-            found += sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            images = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise DataError(f"{path} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
+                                f"in subfolders too)")
+            found += images
         elif any(ch in text for ch in "*?[") and not path.exists():
             matches = sorted(glob.glob(text, recursive=True))
             found += [m for m in matches if Path(m).is_file()] or [text]

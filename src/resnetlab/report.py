@@ -185,6 +185,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     from .inference import CALIBRATION_IMAGES, describe, runner
     from .predict import Inference
 
+    inference = Inference(tta=tta)  # a wrong tta fails before any loading
     device_ = resolve_device(device)
     network, info = load_model(model, device_, ema=ema)
     trained_on = info.training.get("config", {}).get("data", {})
@@ -207,7 +208,7 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     if precision != "fp32":  # reduced precision is never silent: measure what it costs against fp32
         models.append(runner(network, info, device_, backend="torch"))  # CPU: BN folded, within 1e-4 of eager
     results = evaluate_models(models, part, info, batch_size=batch_size, device=device_, workers=workers,
-                              inference=Inference(tta=tta))  # image files are decoded once for both
+                              inference=inference)  # image files are decoded once for both
     result = results[0]
     extra: dict[str, Any] = {"backend": describe(run)[0], "precision": precision}
     if precision != "fp32":

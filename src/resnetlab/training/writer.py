@@ -61,7 +61,9 @@ class RunWriter:
         self._append_csv(metrics)
         if trainer.state.best_epoch == metrics.epoch:  # the loop decides what "best" is (early stopping uses it too)
             trainer.info.training = self._summary(trainer, metrics)
-            save_model(self.best_path, trainer.eval_model, trainer.info)  # the EMA weights when on
+            if trainer.ema is not None:  # eval_model is the EMA model: the file says so (evaluate reports it)
+                trainer.info.training["weights"] = "ema"
+            save_model(self.best_path, trainer.eval_model, trainer.info)
         self.save_last(trainer)
         if self.tensorboard is not None:
             for key, value in metrics.as_row().items():
