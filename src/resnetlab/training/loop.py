@@ -142,7 +142,12 @@ class Trainer:
         self._deterministic = (True, device.type == "cpu") if cfg.deterministic else None
         self.model = model.to(device, memory_format=torch.channels_last) if self.precision.channels_last \
             else model.to(device)
-        self.forward = self._wrap(self.model, sync_bn)
+        if sync_bn and distributed is not None:
+            if device.type != "cuda":
+                raise UserError("sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm); leave it off on CPU")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # in place: the same parameters
+        self.forward = self._wrap()
+        self._head_only: bool | None = None  # fine-tuning's phase, once the first epoch has set it
         self.optimizer = optimizer or build_optimizer(self.model, cfg)
         self.scaler = grad_scaler(self.precision)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
@@ -165,17 +170,13 @@ class Trainer:
         self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
         self._last_checkpoint = time.monotonic()
 
-    def _wrap(self, model: nn.Module, sync_bn: bool) -> nn.Module:
-        forward = model
+    def _wrap(self) -> nn.Module:
+        forward = self.model
         if self.distributed is not None:
-            if sync_bn:
-                if model.fc.weight.device.type != "cuda":
-                    raise UserError("sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm); leave it off on CPU")
-                forward = nn.SyncBatchNorm.convert_sync_batchnorm(forward)
+            # DDP reduces the gradients of the parameters that require one when it is built, and PyTorch does not
+            # support changing that set afterwards: fine-tuning wraps anew when its head-only epochs end
             device_ids = [self.loader.device.index] if self.loader.device.type == "cuda" else None
-            # fine-tuning freezes the backbone for head_epochs: DDP must not wait for its gradients
-            forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids,
-                                                          find_unused_parameters=bool(self.cfg.head_epochs))
+            forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
         if self.cfg.compile:
             forward = torch.compile(forward)
         return forward
@@ -206,7 +207,11 @@ class Trainer:
         cfg, state, precision, device = self.cfg, self.state, self.precision, self.loader.device
         self.model.train()
         if cfg.head_epochs:  # fine-tuning: classifier alone first, then everything
-            self.set_head_only(state.epoch <= cfg.head_epochs)
+            head_only = state.epoch <= cfg.head_epochs
+            self.set_head_only(head_only)  # every epoch: model.train() above put the BatchNorm layers back
+            if self.distributed is not None and head_only != self._head_only:
+                self.forward = self._wrap()
+            self._head_only = head_only
         self.loader.set_position(state.epoch, state.batch)
         sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
         warm_marks = None
