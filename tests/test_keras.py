@@ -7,17 +7,7 @@ import pytest
 import torch
 
 import resnetlab
-
-
-def _toy(n: int, seed: int, classes: int = 3):
-    """Images whose class is the quadrant holding a bright square, plus noise: learnable in a few epochs."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    images = rng.integers(0, 80, (n, 28, 28, 3)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        y, x = divmod(int(label), 2)
-        images[i, y * 14 + 3:y * 14 + 11, x * 14 + 3:x * 14 + 11, :] = 230
-    return images, labels
+from quadrants import quadrant_images as _toy
 
 
 @pytest.fixture(scope="module")

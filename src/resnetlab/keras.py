@@ -7,12 +7,15 @@
     clf.predict(X_test)            # probabilities [N, classes]
     clf.save("model.h5"); clf2 = resnetlab.load("model.h5")
 
-It holds no logic of its own: arrays go through `data.arrays`, training through `train.fit`,
-metrics through `evaluate`, files through `checkpoint` (the same code the CLI calls).
+It holds no logic of its own: arrays go through `data.arrays`, training through `training.loop.Trainer`
+(with `callbacks.py` for Keras' callbacks), metrics through `evaluate`, files through `checkpoint` (the
+same code the CLI calls).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .callbacks import Callback, CallbackHooks
 from .checkpoint import load_model, save_model
 from .config import TrainConfig, load_config
 from .data.arrays import arrays_to_imageset, label_count
@@ -35,8 +39,8 @@ from .info import ModelInfo
 from .predict import Predictor, batched_logits
 from .registry import create_model
 from .report import EvaluationReport, tensor_images
-from .training.loop import History, fit
-from .training.optim import build_optimizer
+from .training.loop import History, Trainer
+from .training.optim import build_optimizer, reported_lr
 from .training.progress import make_progress
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
@@ -55,6 +59,8 @@ class _Compiled:
     train: TrainConfig
     optimizer: torch.optim.Optimizer | None
     metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
+    lr_factor: float = 1.0  # callbacks' changes to the schedule, kept from one fit call to the next
+    pending_lr: float | None = None  # `learning_rate` set between fit calls: the next fit starts there
 
 
 def _input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -97,6 +103,9 @@ class Classifier:
         self._compiled = _Compiled(TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-3,
                                                weight_decay=0.0, schedule="constant"), None, {"accuracy": "accuracy"})
         self._fits = 0  # fit calls so far: each gets its own shuffling and augmentation draws
+        self._trainer: Trainer | None = None  # during fit: the loop the callbacks act on
+        self.stop_training = False  # a callback sets it to end fit after the current epoch (as in Keras)
+        self.history: History | None = None  # the last fit's
         if isinstance(model, nn.Module):
             if not hasattr(model, "arch"):
                 raise ValueError("pass a model built by resnetlab.create_model, or an architecture name")
@@ -182,12 +191,14 @@ class Classifier:
     def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int | None = None,
             validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int | str = "auto", class_weight: dict[int, float] | None = None,
-            augment: Augment | None = None) -> History:
+            callbacks: Sequence[Callback] | None = None, augment: Augment | None = None) -> History:
         """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...).
 
         `class_weight` ({class index: weight}, others 1) weights each image's loss by its class, as Keras
-        does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). Each call continues
-        training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees new orders)."""
+        does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). `callbacks` are
+        those of `resnetlab.callbacks` (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... as in Keras).
+        Each call continues training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees
+        new orders), from the optimizer state and lr the last call left."""
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
@@ -216,15 +227,74 @@ class Classifier:
                              shuffle=shuffle, augment=augment, seed=seed,
                              drop_last=len(train) % batch_size == 1)
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
-        if self._compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
-            self._compiled.optimizer = build_optimizer(self.model, cfg)
-        history = fit(self.model, self.info, loader, cfg, val_data=val, optimizer=self._compiled.optimizer,
-                      progress=make_progress(progress), metrics=self._compiled.metrics,
-                      class_weight=self._class_weight(class_weight))
+        compiled = self._compiled
+        if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
+            compiled.optimizer = build_optimizer(self.model, cfg)
+        names = ["loss", *compiled.metrics]  # what the History and the callbacks' logs hold
+        logged = names + ([f"val_{n}" for n in names] if val is not None else []) + ["lr"]
+        hooks = CallbackHooks(callbacks or (), self, {"epochs": epochs, "steps": len(loader), "verbose": verbose,
+                                                       "metrics": logged})
+        trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
+                          metrics=compiled.metrics, class_weight=self._class_weight(class_weight))
+        trainer.progress = make_progress(progress)
+        trainer.state.lr_factor = compiled.lr_factor
+        if compiled.pending_lr is not None:
+            trainer.scale_lr_to(compiled.pending_lr)
+            compiled.pending_lr = None
+        hooks.attach(trainer)
+        self.stop_training, self._trainer = False, trainer
+        try:
+            hooks.train_begin()
+            history = trainer.run()
+        finally:
+            self._trainer = None
+        compiled.lr_factor = trainer.state.lr_factor
+        hooks.train_end()
+        self.history = history
         self._fits += 1
         self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs,
                               **{k: v[-1] for k, v in history.history.items()}}
         return history
+
+    @property
+    def learning_rate(self) -> float:
+        """The lr at full scale: during fit the one the latest step used, between fits where the next one starts."""
+        if self._trainer is not None:
+            return self._trainer.lr
+        compiled = self._compiled
+        if compiled.pending_lr is not None:
+            return compiled.pending_lr
+        return reported_lr(compiled.optimizer) if compiled.optimizer is not None else compiled.train.lr
+
+    @learning_rate.setter
+    def learning_rate(self, lr: float) -> None:
+        """Keras' `optimizer.learning_rate = lr`: the steps from here on run at `lr` (a compiled schedule is
+        scaled to pass through it)."""
+        if not (isinstance(lr, (int, float, np.floating, np.integer)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {lr!r}")
+        if self._trainer is not None:
+            self._trainer.scale_lr_to(float(lr))
+        else:
+            self._compiled.pending_lr = float(lr)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every weight and buffer (BatchNorm statistics too) as NumPy copies in state-dict order, as Keras'."""
+        self._require_model()
+        return [t.detach().cpu().numpy().copy() for t in self.model.state_dict().values()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Load arrays from `get_weights` (same order and shapes)."""
+        self._require_model()
+        state = self.model.state_dict()
+        if len(weights) != len(state):
+            raise ValueError(f"set_weights got {len(weights)} arrays; this model has {len(state)} (give "
+                             "get_weights' list)")
+        with torch.no_grad():
+            for (name, tensor), array in zip(state.items(), weights):
+                value = torch.as_tensor(np.asarray(array))
+                if tuple(value.shape) != tuple(tensor.shape):
+                    raise ValueError(f"set_weights: {name} needs shape {tuple(tensor.shape)}, got {tuple(value.shape)}")
+                tensor.copy_(value)
 
     def _class_weight(self, class_weight: dict[int, float] | None) -> torch.Tensor | None:
         """Keras' {class index: weight} as a weight per class (1 for classes not named)."""

@@ -109,6 +109,7 @@ class LoopState:
     stale_epochs: int = 0  # epochs since the score improved (early stopping)
     done: bool = False  # finished: all epochs, max_steps or early stopping
     stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
+    lr_factor: float = 1.0  # multiplies the schedule from here on (Keras' ReduceLROnPlateau, LearningRateScheduler)
 
 
 EpochCallback = Callable[[EpochMetrics, nn.Module, torch.optim.Optimizer], None]
@@ -162,6 +163,7 @@ class Trainer:
         self.history = History(metrics)
         self.callbacks: list[EpochCallback] = []
         self.step_callbacks: list[Callable[[Trainer], None]] = []  # after every optimizer step
+        self.epoch_start_callbacks: list[Callable[[Trainer], None]] = []  # before each epoch (or its resumed rest)
         self.checkpoint: Callable[[Trainer], None] | None = None  # writes `last` (set by the run folder writer)
         self.stop = StopRequest()
         self.progress: ProgressDisplay = SilentProgress()
@@ -263,7 +265,17 @@ class Trainer:
             return set_lr(self.optimizer, 1.0, absolute=self.lr_override(self.state.step))
         if self.state.warming:
             return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
-        return set_lr(self.optimizer, self.schedule(self.state.step))
+        return set_lr(self.optimizer, self.schedule(self.state.step) * self.state.lr_factor)
+
+    def scale_lr_to(self, lr: float) -> None:
+        """Run the next steps at `lr` (full scale) by scaling the schedule from here on: what Keras' callbacks
+        mean by setting the optimizer's learning rate (a constant schedule then stays at `lr`)."""
+        groups = self.optimizer.param_groups
+        group = next((g for g in groups if g.get("lr_scale", 1.0) == 1.0), groups[0])
+        scheduled = group.get("initial_lr", group["lr"]) * self.schedule(self.state.step) * group.get("lr_scale", 1.0)
+        if scheduled <= 0:
+            raise TrainingError(f"cannot set the lr to {lr:g} at step {self.state.step}: the schedule is at 0 there")
+        self.state.lr_factor = lr / scheduled
 
     def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
@@ -400,6 +412,8 @@ class Trainer:
         try:
             with self.stop.installed():
                 while not state.done:
+                    for callback in self.epoch_start_callbacks:
+                        callback(self)
                     self.progress.start_epoch(state.epoch, cfg.epochs, len(self.loader), state.batch)
                     complete = self.train_epoch()
                     if not complete and self._stop_agreed():
