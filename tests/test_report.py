@@ -58,6 +58,21 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error(np.eye(3), np.arange(3)) == pytest.approx(0.0)
 
 
+def test_reliability_diagram_draws_only_the_bins_that_hold_images(tmp_path, monkeypatch):
+    from resnetlab import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.setdefault("figure", figure))
+    probs = np.array([[0.95, 0.03, 0.02]] * 4 + [[0.55, 0.25, 0.20]] * 2)
+    labels = np.array([0, 0, 0, 1, 0, 2])  # bin 0.9-1.0: 3 of 4 right; bin 0.5-0.6: 1 of 2
+    plots.reliability_diagram(probs, labels, tmp_path / "r.png", bins=10)
+    bars = drawn["figure"].axes[0].patches  # accuracy bars, then the gaps stacked on them
+    assert [round(b.get_x() + b.get_width() / 2, 3) for b in bars] == [0.55, 0.95, 0.55, 0.95]
+    assert [b.get_height() for b in bars[:2]] == pytest.approx([0.5, 0.75])
+    assert [b.get_height() for b in bars[2:]] == pytest.approx([0.55 - 0.5, 0.95 - 0.75])  # up to the diagonal
+    assert [b.get_height() for b in drawn["figure"].axes[1].patches] == [0] * 5 + [2, 0, 0, 0, 4]
+
+
 def test_report_folder_matches_scikit_learn_on_its_own_predictions(digits_run, tmp_path):
     report = resnetlab.evaluate(digits_run.best_path)
     folder = report.write(tmp_path / "report")
