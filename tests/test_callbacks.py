@@ -48,6 +48,15 @@ def test_early_stopping_stops_and_restores_the_best_epochs_weights():
     assert not all(np.array_equal(a, b) for a, b in zip(restored, seen[1]))
 
 
+def test_early_stopping_restores_the_best_weights_even_when_it_never_stops():
+    clf = _classifier()
+    seen = []
+    record = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(clf.get_weights()))
+    stopper = EarlyStopping(monitor="loss", min_delta=NEVER, patience=10, restore_best_weights=True)
+    assert len(_fit(clf, 3, [record, stopper]).epoch) == 3 and stopper.stopped_epoch == 0
+    assert all(np.array_equal(a, b) for a, b in zip(clf.get_weights(), seen[0]))  # Keras 3 restores at train end
+
+
 def test_early_stopping_patience_counts_epochs_without_improvement():
     history = _fit(_classifier(), 10, [EarlyStopping(monitor="loss", min_delta=NEVER, patience=3)])
     assert len(history.epoch) == 4  # the best, then three epochs of patience
@@ -64,19 +73,31 @@ def test_a_callback_ends_fit_through_stop_training():
     assert len(_fit(clf, 3, []).epoch) == 3 and not clf.stop_training  # the next fit starts afresh
 
 
+def test_stop_training_in_a_batch_hook_stops_after_that_step():
+    class StopAtBatchOne(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches = getattr(self, "batches", 0) + 1
+            if self.batches == 5:  # epoch 1, batch 1 (three batches an epoch)
+                self.model.stop_training = True
+
+    stopper = StopAtBatchOne()
+    history = _fit(_classifier(), 4, [stopper])
+    assert stopper.batches == 5 and history.epoch == [0]  # the unfinished epoch has no History row
+
+
 def test_model_checkpoint_names_files_from_logs_and_saves_the_best(tmp_path):
     clf = _classifier()
     every = ModelCheckpoint(tmp_path / "every" / "m-{epoch:02d}-{val_accuracy:.2f}.h5")
-    best = ModelCheckpoint(tmp_path / "best" / "m-{epoch}.safetensors", monitor="val_loss", save_best_only=True)
+    # "best" by the highest training loss: the loss falls, so only some epochs may save
+    best = ModelCheckpoint(tmp_path / "best" / "m-{epoch}.safetensors", monitor="loss", mode="max",
+                           save_best_only=True)
     history = _fit(clf, 4, [every, best]).history
     expected = [f"m-{e + 1:02d}-{acc:.2f}.h5" for e, acc in enumerate(history["val_accuracy"])]
     assert sorted(p.name for p in (tmp_path / "every").iterdir()) == expected
-    improved, low = [], np.inf
-    for epoch, loss in enumerate(history["val_loss"]):
-        if loss < low:
-            improved.append(f"m-{epoch + 1}.safetensors")
-            low = loss
+    improved = [f"m-{e + 1}.safetensors" for e, loss in enumerate(history["loss"]) if loss > max(history["loss"][:e],
+                                                                                                  default=-np.inf)]
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == sorted(improved)
+    assert len(improved) < 4
     last = resnetlab.load(tmp_path / "every" / expected[-1], device="cpu")  # the file of the last epoch
     np.testing.assert_array_equal(last.predict(X_VAL), clf.predict(X_VAL))
 
@@ -108,6 +129,50 @@ def test_learning_rate_scheduler_two_and_one_argument_schedules():
     assert lrs == pytest.approx([0.02, 0.04, 0.06])
 
 
+def test_lr_changes_read_back_at_once_and_reach_the_next_callback():
+    clf = _classifier(lr=0.01)
+    read = []
+
+    def set_and_read(epoch, logs):
+        clf.learning_rate = 0.004
+        read.append(clf.learning_rate)
+
+    given = []
+    scheduler = LearningRateScheduler(lambda epoch, lr: given.append(lr) or lr)
+    _fit(clf, 2, [scheduler, LambdaCallback(on_epoch_end=set_and_read)])
+    assert read == pytest.approx([0.004, 0.004]) and given == pytest.approx([0.01, 0.004])
+    clf.learning_rate = 0.002
+    given.clear()
+    assert _fit(clf, 1, [scheduler]).history["lr"] == pytest.approx([0.002]) and given == pytest.approx([0.002])
+
+
+def test_lr_changes_under_a_cosine_schedule_scale_it_and_survive_its_end():
+    def steps_lr(callbacks):  # the lr of every step of a 3-epoch cosine run (3 steps an epoch)
+        clf = _classifier()
+        clf.compile(optimizer="sgd", learning_rate=0.01, schedule="cosine")
+        trace = []
+        _fit(clf, 3, [*callbacks, LambdaCallback(on_train_batch_end=lambda b, logs: trace.append(clf.learning_rate))])
+        return trace
+
+    plain = steps_lr([])
+    # cuts after epochs 1 and 2; the second comes where the cosine is at 0 and must not fail
+    cut = steps_lr([ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=NEVER)])
+    assert cut[:6] == pytest.approx(plain[:6])
+    assert cut[6] == pytest.approx(plain[5] * 0.5)  # the step after the cut runs at half the last one's lr
+    assert cut[7] / plain[7] == pytest.approx(cut[6] / plain[6])  # and the cosine goes on, scaled
+
+
+def test_a_failed_fit_keeps_the_files_and_the_lr_it_was_given(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("epoch,loss\n0,1.0\n")
+    clf = _classifier()
+    clf.learning_rate = 0.003
+    with pytest.raises(ValueError, match="monitor='val_loss'"):
+        clf.fit(X, Y, epochs=1, batch_size=16, verbose=0, callbacks=[CSVLogger(log), EarlyStopping()])
+    assert log.read_text() == "epoch,loss\n0,1.0\n"  # checked before any callback ran
+    assert clf.learning_rate == 0.003
+
+
 def test_learning_rate_set_between_fits_is_where_the_next_fit_starts():
     clf = _classifier(lr=0.01)
     _fit(clf, 1, [])
@@ -127,6 +192,17 @@ def test_csv_logger_writes_and_appends_the_epochs_logs(tmp_path):
     assert list(rows[0]) == ["epoch", "accuracy", "loss", "lr", "val_accuracy", "val_loss"]
     assert [r["epoch"] for r in rows] == ["0", "1", "0"]  # as Keras: each fit counts from 0
     assert [float(r["val_loss"]) for r in rows] == pytest.approx(first["val_loss"] + second["val_loss"])
+
+
+def test_csv_logger_appending_new_columns_widens_the_header(tmp_path):
+    path = tmp_path / "log.csv"
+    clf = _classifier()
+    clf.fit(X, Y, epochs=1, batch_size=16, verbose=0, callbacks=[CSVLogger(path)])  # no validation
+    _fit(clf, 1, [CSVLogger(path, append=True)])
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "accuracy", "loss", "lr", "val_accuracy", "val_loss"]
+    assert rows[0]["val_loss"] == "NA" and float(rows[1]["val_loss"]) > 0
 
 
 def test_lambda_callback_hooks_and_batch_logs():

@@ -26,6 +26,7 @@ import numpy as np
 from .checkpoint import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
 
 Logs = dict[str, float]
+STOPPED = "stopped by a callback (stop_training)"
 
 
 class Callback:
@@ -58,6 +59,12 @@ class Callback:
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """After each optimizer step; logs["loss"] is that batch's loss (reading it waits for the device)."""
+
+    def _validate(self) -> None:
+        """Refuse settings this fit cannot honour, before anything runs (params are set)."""
+
+    def _abandon(self) -> None:
+        """The fit failed: release what on_train_begin took (files)."""
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
@@ -96,7 +103,7 @@ class _Monitor(Callback):
             return value < reference - self.min_delta
         return value > reference + self.min_delta
 
-    def on_train_begin(self, logs: Logs | None = None) -> None:
+    def _validate(self) -> None:
         _check_monitor(self, self.monitor)
 
 
@@ -120,7 +127,6 @@ class EarlyStopping(_Monitor):
         self.best_weights: list[np.ndarray] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        super().on_train_begin(logs)
         self.wait = self.stopped_epoch = self.best_epoch = 0
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_weights = None
@@ -177,7 +183,7 @@ class ModelCheckpoint(_Monitor):
         if initial_value_threshold is not None:
             self.best = float(initial_value_threshold)
 
-    def on_train_begin(self, logs: Logs | None = None) -> None:
+    def _validate(self) -> None:
         if self.save_best_only:
             _check_monitor(self, self.monitor)
 
@@ -219,7 +225,6 @@ class ReduceLROnPlateau(_Monitor):
         self.wait = self.cooldown_counter = 0
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        super().on_train_begin(logs)
         self.wait = self.cooldown_counter = 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
@@ -272,28 +277,47 @@ class CSVLogger(Callback):
         super().__init__()
         self.filename, self.separator, self.append = Path(filename), separator, append
         self._keys: list[str] | None = None
+        self._old_rows: list[list[str]] | None = None
         self._file: Any = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._abandon()
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        appending = self.append and self.filename.exists() and self.filename.stat().st_size > 0
-        self._file = self.filename.open("a" if appending else "w", newline="", encoding="utf-8")
         self._keys = None
-        if appending:  # continue under the header already there
-            with self.filename.open(encoding="utf-8") as existing:
-                header = existing.readline().strip()
-            self._keys = header.split(self.separator)[1:] if header else None
+        self._old_rows = None  # appending: the rows already there, under their header
+        if self.append and self.filename.exists() and self.filename.stat().st_size > 0:
+            with self.filename.open(newline="", encoding="utf-8") as existing:
+                self._old_rows = list(csv.reader(existing, delimiter=self.separator))
+        self._file = self.filename.open("a" if self._old_rows else "w", newline="", encoding="utf-8")
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
-        writer = csv.writer(self._file, delimiter=self.separator)
         if self._keys is None:
-            self._keys = sorted(logs)
-            writer.writerow(["epoch", *self._keys])
+            self._start(sorted(logs))
+        writer = csv.writer(self._file, delimiter=self.separator)
         writer.writerow([epoch, *(logs.get(k, "NA") for k in self._keys)])
         self._file.flush()
 
+    def _start(self, keys: list[str]) -> None:
+        """The header: a new file's, or an appended file's, widened (and the file rewritten) when this fit
+        logs values it has no column for (the first fit ran without validation, say)."""
+        old = self._old_rows
+        self._keys = old[0][1:] if old else keys
+        if not old:
+            csv.writer(self._file, delimiter=self.separator).writerow(["epoch", *keys])
+        elif set(keys) - set(self._keys):
+            self._keys = self._keys + sorted(set(keys) - set(self._keys))
+            width = 1 + len(self._keys)
+            self._file.close()
+            self._file = self.filename.open("w", newline="", encoding="utf-8")
+            writer = csv.writer(self._file, delimiter=self.separator)
+            writer.writerow(["epoch", *self._keys])
+            writer.writerows(row + ["NA"] * (width - len(row)) for row in old[1:])
+
     def on_train_end(self, logs: Logs | None = None) -> None:
+        self._abandon()
+
+    def _abandon(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -327,6 +351,7 @@ class CallbackHooks:
                                  "resnetlab does not call; use on_train_batch_end")
             callback.set_model(model)
             callback.set_params(params)
+            callback._validate()
         self.callbacks, self.model = list(callbacks), model
         self.logs: Logs = {}
 
@@ -340,6 +365,8 @@ class CallbackHooks:
                 logs = {"loss": float(t.last_loss)}
                 for callback in batch_hooks:
                     callback.on_train_batch_end(t.state.batch - 1, dict(logs))
+                if self.model.stop_training:  # as in Keras: no further step; this epoch is left unfinished
+                    t.stop.request(STOPPED)
             trainer.step_callbacks.append(batch_end)
 
     def _epoch_end(self, trainer: Any, epoch: int) -> None:
@@ -348,11 +375,15 @@ class CallbackHooks:
             callback.on_epoch_end(epoch, dict(self.logs))
         if self.model.stop_training and not trainer.state.done:
             trainer.state.done = True
-            trainer.state.stop_reason = "stopped by a callback (stop_training)"
+            trainer.state.stop_reason = STOPPED
 
     def train_begin(self) -> None:
         for callback in self.callbacks:
             callback.on_train_begin({})
+
+    def abandon(self) -> None:
+        for callback in self.callbacks:
+            callback._abandon()
 
     def train_end(self) -> None:
         for callback in self.callbacks:

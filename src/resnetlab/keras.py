@@ -40,7 +40,7 @@ from .predict import Predictor, batched_logits
 from .registry import create_model
 from .report import EvaluationReport, tensor_images
 from .training.loop import History, Trainer
-from .training.optim import build_optimizer, reported_lr
+from .training.optim import base_lr, build_optimizer
 from .training.progress import make_progress
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
@@ -240,15 +240,18 @@ class Classifier:
         trainer.state.lr_factor = compiled.lr_factor
         if compiled.pending_lr is not None:
             trainer.scale_lr_to(compiled.pending_lr)
-            compiled.pending_lr = None
         hooks.attach(trainer)
         self.stop_training, self._trainer = False, trainer
         try:
             hooks.train_begin()
             history = trainer.run()
+            compiled.pending_lr = None
+        except BaseException:
+            hooks.abandon()  # close the callbacks' files; Keras calls no on_train_end after an error either
+            raise
         finally:
             self._trainer = None
-        compiled.lr_factor = trainer.state.lr_factor
+            compiled.lr_factor = trainer.state.lr_factor  # the weights keep what the steps did, so does the lr
         hooks.train_end()
         self.history = history
         self._fits += 1
@@ -258,13 +261,15 @@ class Classifier:
 
     @property
     def learning_rate(self) -> float:
-        """The lr at full scale: during fit the one the latest step used, between fits where the next one starts."""
+        """The lr at full scale: during fit the one the steps use now, between fits the one the next fit's
+        schedule is based at (where a constant schedule stays)."""
         if self._trainer is not None:
             return self._trainer.lr
         compiled = self._compiled
         if compiled.pending_lr is not None:
             return compiled.pending_lr
-        return reported_lr(compiled.optimizer) if compiled.optimizer is not None else compiled.train.lr
+        base = base_lr(compiled.optimizer) if compiled.optimizer is not None else compiled.train.lr
+        return base * compiled.lr_factor
 
     @learning_rate.setter
     def learning_rate(self, lr: float) -> None:

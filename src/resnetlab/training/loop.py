@@ -26,7 +26,7 @@ from ..info import ModelInfo
 from ..predict import Inference
 from .distributed import Distributed, all_reduce_sum, any_process, main_process_says
 from .ema import Lookahead, ModelEma
-from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
+from .optim import base_lr, build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressDisplay, SilentProgress
 from .signals import StopRequest
@@ -268,14 +268,14 @@ class Trainer:
         return set_lr(self.optimizer, self.schedule(self.state.step) * self.state.lr_factor)
 
     def scale_lr_to(self, lr: float) -> None:
-        """Run the next steps at `lr` (full scale) by scaling the schedule from here on: what Keras' callbacks
-        mean by setting the optimizer's learning rate (a constant schedule then stays at `lr`)."""
-        groups = self.optimizer.param_groups
-        group = next((g for g in groups if g.get("lr_scale", 1.0) == 1.0), groups[0])
-        scheduled = group.get("initial_lr", group["lr"]) * self.schedule(self.state.step) * group.get("lr_scale", 1.0)
-        if scheduled <= 0:
-            raise TrainingError(f"cannot set the lr to {lr:g} at step {self.state.step}: the schedule is at 0 there")
-        self.state.lr_factor = lr / scheduled
+        """Run the steps from here on at `lr` (full scale): what Keras' callbacks mean by setting the optimizer's
+        learning rate. The schedule is scaled by a factor, so a constant schedule stays at `lr`; where the
+        schedule is at 0 (the end of a cosine or one-cycle run) there is no step left to scale and the factor
+        stays as it is."""
+        scheduled = base_lr(self.optimizer) * self.schedule(self.state.step)
+        if scheduled > 0:
+            self.state.lr_factor = lr / scheduled
+        set_lr(self.optimizer, 1.0, absolute=lr)  # at once, so that the lr reads back as set
 
     def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class

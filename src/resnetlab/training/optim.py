@@ -104,11 +104,22 @@ def set_lr(optimizer: torch.optim.Optimizer, multiplier: float, *, absolute: flo
     return reported_lr(optimizer)
 
 
-def reported_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The lr of the first group trained at full scale: fine-tuning's backbone group comes first and runs
-    at backbone_lr_scale, so group 0 would under-report."""
+def _full_scale_group(optimizer: torch.optim.Optimizer) -> dict:
+    """The first group trained at full scale: fine-tuning's backbone group comes first and runs at
+    backbone_lr_scale, so group 0 would under-report."""
     groups = optimizer.param_groups
-    return next((g["lr"] for g in groups if g.get("lr_scale", 1.0) == 1.0), groups[0]["lr"])
+    return next((g for g in groups if g.get("lr_scale", 1.0) == 1.0), groups[0])
+
+
+def reported_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The lr the latest step used, at full scale."""
+    return _full_scale_group(optimizer)["lr"]
+
+
+def base_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The lr a schedule multiplier of 1 gives, at full scale (`set_lr`'s initial lr)."""
+    group = _full_scale_group(optimizer)
+    return group.get("initial_lr", group["lr"]) * group.get("lr_scale", 1.0)
 
 
 def class_weights(cfg: TrainConfig, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
