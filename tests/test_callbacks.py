@@ -85,6 +85,16 @@ def test_stop_training_in_a_batch_hook_stops_after_that_step():
     assert stopper.batches == 5 and history.epoch == [0]  # the unfinished epoch has no History row
 
 
+def test_stop_training_at_the_first_step_ends_fit_cleanly():
+    ended = []
+    stop_now = LambdaCallback(on_train_batch_end=lambda batch, logs: setattr(clf, "stop_training", True),
+                              on_train_end=lambda logs: ended.append(logs))
+    clf = _classifier()
+    history = _fit(clf, 3, [stop_now])
+    assert history.epoch == [] and history.history["loss"] == [] and ended == [{}]
+    assert clf.info.training["epochs"] == 0
+
+
 def test_model_checkpoint_names_files_from_logs_and_saves_the_best(tmp_path):
     clf = _classifier()
     every = ModelCheckpoint(tmp_path / "every" / "m-{epoch:02d}-{val_accuracy:.2f}.h5")
@@ -162,7 +172,7 @@ def test_lr_changes_under_a_cosine_schedule_scale_it_and_survive_its_end():
     assert cut[7] / plain[7] == pytest.approx(cut[6] / plain[6])  # and the cosine goes on, scaled
 
 
-def test_a_failed_fit_keeps_the_files_and_the_lr_it_was_given(tmp_path):
+def test_a_fit_refused_before_training_keeps_the_files_and_the_lr_it_was_given(tmp_path):
     log = tmp_path / "log.csv"
     log.write_text("epoch,loss\n0,1.0\n")
     clf = _classifier()
@@ -171,6 +181,22 @@ def test_a_failed_fit_keeps_the_files_and_the_lr_it_was_given(tmp_path):
         clf.fit(X, Y, epochs=1, batch_size=16, verbose=0, callbacks=[CSVLogger(log), EarlyStopping()])
     assert log.read_text() == "epoch,loss\n0,1.0\n"  # checked before any callback ran
     assert clf.learning_rate == 0.003
+
+
+def test_a_fit_that_fails_midway_closes_its_files_and_keeps_the_lr_it_reached(tmp_path):
+    def fail(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("a user's callback failed")
+
+    clf = _classifier(lr=0.01)
+    clf.learning_rate = 0.02  # pending: the fit starts there
+    logger = CSVLogger(tmp_path / "log.csv")
+    cut = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=NEVER)  # cuts after epochs 1, 2
+    with pytest.raises(RuntimeError, match="a user's callback failed"):
+        _fit(clf, 4, [cut, logger, LambdaCallback(on_epoch_end=fail)])
+    assert logger._file is None and len((tmp_path / "log.csv").read_text().splitlines()) == 4  # header + 3
+    assert clf.learning_rate == pytest.approx(0.005)  # 0.02 halved twice; the pending 0.02 is spent
+    assert _fit(clf, 1, []).history["lr"] == pytest.approx([0.005])
 
 
 def test_learning_rate_set_between_fits_is_where_the_next_fit_starts():

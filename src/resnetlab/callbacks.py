@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .checkpoint import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
 
 Logs = dict[str, float]
@@ -308,11 +309,16 @@ class CSVLogger(Callback):
         elif set(keys) - set(self._keys):
             self._keys = self._keys + sorted(set(keys) - set(self._keys))
             width = 1 + len(self._keys)
+
+            def rewrite(tmp: Path) -> None:
+                with tmp.open("w", newline="", encoding="utf-8") as f:
+                    writer = csv.writer(f, delimiter=self.separator)
+                    writer.writerow(["epoch", *self._keys])
+                    writer.writerows(row + ["NA"] * (width - len(row)) for row in old[1:])
+
             self._file.close()
-            self._file = self.filename.open("w", newline="", encoding="utf-8")
-            writer = csv.writer(self._file, delimiter=self.separator)
-            writer.writerow(["epoch", *self._keys])
-            writer.writerows(row + ["NA"] * (width - len(row)) for row in old[1:])
+            atomic_write(self.filename, rewrite)  # a crash now must not lose the earlier fits' rows
+            self._file = self.filename.open("a", newline="", encoding="utf-8")
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         self._abandon()
@@ -356,8 +362,12 @@ class CallbackHooks:
         self.logs: Logs = {}
 
     def attach(self, trainer: Any) -> None:
-        trainer.epoch_start_callbacks.append(
-            lambda t: [cb.on_epoch_begin(t.state.epoch - 1, {}) for cb in self.callbacks])
+        def epoch_begin(t: Any) -> None:
+            for callback in self.callbacks:
+                callback.on_epoch_begin(t.state.epoch - 1, {})
+            if self.model.stop_training:  # as in Keras, the loop notices after the next step
+                t.stop.request(STOPPED)
+        trainer.epoch_start_callbacks.append(epoch_begin)
         trainer.callbacks.append(lambda metrics, *_: self._epoch_end(trainer, metrics.epoch - 1))
         batch_hooks = [cb for cb in self.callbacks if _overrides(cb, "on_train_batch_end")]
         if batch_hooks:  # only then: reading the loss waits for the device at every step

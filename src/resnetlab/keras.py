@@ -245,18 +245,19 @@ class Classifier:
         try:
             hooks.train_begin()
             history = trainer.run()
-            compiled.pending_lr = None
         except BaseException:
             hooks.abandon()  # close the callbacks' files; Keras calls no on_train_end after an error either
             raise
         finally:
             self._trainer = None
-            compiled.lr_factor = trainer.state.lr_factor  # the weights keep what the steps did, so does the lr
+            if trainer.state.step > 0:  # the weights keep what the steps did, and so does the lr
+                compiled.pending_lr, compiled.lr_factor = None, trainer.state.lr_factor
         hooks.train_end()
         self.history = history
         self._fits += 1
-        self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs,
-                              **{k: v[-1] for k, v in history.history.items()}}
+        epochs_done = len(history.epoch)  # fewer when stopped early (by a callback, even inside the first epoch)
+        self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs_done,
+                              **{k: v[-1] for k, v in history.history.items() if v}}
         return history
 
     @property

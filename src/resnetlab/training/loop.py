@@ -270,12 +270,16 @@ class Trainer:
     def scale_lr_to(self, lr: float) -> None:
         """Run the steps from here on at `lr` (full scale): what Keras' callbacks mean by setting the optimizer's
         learning rate. The schedule is scaled by a factor, so a constant schedule stays at `lr`; where the
-        schedule is at 0 (the end of a cosine or one-cycle run) there is no step left to scale and the factor
-        stays as it is."""
-        scheduled = base_lr(self.optimizer) * self.schedule(self.state.step)
+        schedule is at 0 (the end of a cosine or one-cycle run) the factor changes as lr / the latest lr, which
+        the next fit's schedule starts from."""
+        base = base_lr(self.optimizer)
+        scheduled = base * self.schedule(self.state.step)
         if scheduled > 0:
             self.state.lr_factor = lr / scheduled
-        set_lr(self.optimizer, 1.0, absolute=lr)  # at once, so that the lr reads back as set
+        elif self.lr > 0:
+            self.state.lr_factor *= lr / self.lr
+        if base > 0:  # at once, so that the lr reads back as set (each group keeps its own ratio to it)
+            set_lr(self.optimizer, lr / base)
 
     def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
