@@ -313,3 +313,18 @@ def test_training_with_lookahead_ends_on_the_slow_weights():
     assert any(not torch.equal(a, b) for a, b in zip(by_step[7][1], by_step[7][0]))  # fast weights drift between
     weights = [v for v in trainer.model.state_dict().values() if v.is_floating_point()]
     assert all(torch.equal(w, s) for w, s in zip(weights, trainer.lookahead.slow))  # ... and end on the slow ones
+
+
+def test_ctrl_c_after_a_stop_asked_by_code_is_a_first_ctrl_c():
+    import os
+    import signal
+
+    from resnetlab.training.signals import StopRequest
+
+    stop = StopRequest()
+    with stop.installed():
+        stop.request("stopped by a callback")
+        os.kill(os.getpid(), signal.SIGINT)  # the user's first Ctrl-C: still a clean stop
+        assert stop.signalled and stop.reason == "stopped by a callback"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second stops at once

@@ -17,6 +17,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.signalled = False  # a signal asked (a request from code does not make the next Ctrl-C the second)
 
     @property
     def requested(self) -> bool:
@@ -33,8 +34,9 @@ class StopRequest:
             return
 
         def handler(signum: int, frame: object) -> None:
-            if self.requested and signum == signal.SIGINT:
+            if self.signalled and signum == signal.SIGINT:
                 raise KeyboardInterrupt
+            self.signalled = True
             self.request(signal.Signals(signum).name)
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
