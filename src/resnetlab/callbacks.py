@@ -263,10 +263,11 @@ class LearningRateScheduler(Callback):
             lr = self.schedule(epoch, self.model.learning_rate)
         except TypeError:  # Keras accepts a one-argument schedule too
             lr = self.schedule(epoch)
-        if not isinstance(lr, (int, float, np.floating, np.integer)) or not math.isfinite(lr) or lr < 0:
+        try:
+            self.model.learning_rate = lr  # the setter checks it
+        except ValueError:
             raise ValueError(f"LearningRateScheduler: the schedule returned {lr!r} for epoch {epoch}; it must "
-                             "return a finite lr >= 0")
-        self.model.learning_rate = float(lr)
+                             "return a finite lr >= 0") from None
         if self.verbose > 0:
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(lr):.4g}.")
 
@@ -380,7 +381,7 @@ class CallbackHooks:
             trainer.step_callbacks.append(batch_end)
 
     def _epoch_end(self, trainer: Any, epoch: int) -> None:
-        self.logs = {key: values[-1] for key, values in trainer.history.history.items()}
+        self.logs = trainer.history.latest()
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, dict(self.logs))
         if self.model.stop_training and not trainer.state.done:

@@ -230,13 +230,11 @@ class Classifier:
         compiled = self._compiled
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
             compiled.optimizer = build_optimizer(self.model, cfg)
-        names = ["loss", *compiled.metrics]  # what the History and the callbacks' logs hold
-        logged = names + ([f"val_{n}" for n in names] if val is not None else []) + ["lr"]
-        hooks = CallbackHooks(callbacks or (), self, {"epochs": epochs, "steps": len(loader), "verbose": verbose,
-                                                       "metrics": logged})
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
                           metrics=compiled.metrics, class_weight=self._class_weight(class_weight))
         trainer.progress = make_progress(progress)
+        hooks = CallbackHooks(callbacks or (), self, {"epochs": epochs, "steps": len(loader), "verbose": verbose,
+                                                       "metrics": trainer.history.keys(val is not None)})
         trainer.state.lr_factor = compiled.lr_factor
         if compiled.pending_lr is not None:
             trainer.scale_lr_to(compiled.pending_lr)
@@ -257,7 +255,7 @@ class Classifier:
         self._fits += 1
         epochs_done = len(history.epoch)  # fewer when stopped early (by a callback, even inside the first epoch)
         self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs_done,
-                              **{k: v[-1] for k, v in history.history.items() if v}}
+                              **history.latest()}
         return history
 
     @property

@@ -79,17 +79,28 @@ class History:
     def epoch(self) -> list[int]:
         return [row.epoch - 1 for row in self.rows]  # Keras counts epochs from 0
 
+    def keys(self, validated: bool) -> list[str]:
+        """The names an epoch is logged under (Keras' logs keys), with the val_ ones when there is validation."""
+        names = ["loss", *self.metrics]
+        return names + ([f"val_{name}" for name in names] if validated else []) + ["lr"]
+
+    def _values(self, row: EpochMetrics) -> dict[str, float]:
+        fields = [row.train_loss, *(getattr(row, f"train_{m}") for m in self.metrics.values())]
+        if row.val_loss is not None:
+            fields += [row.val_loss, *(getattr(row, f"val_{m}") for m in self.metrics.values())]
+        return dict(zip(self.keys(row.val_loss is not None), [*fields, row.lr]))
+
+    def latest(self) -> dict[str, float]:
+        """The last epoch's values by name ({} before the first epoch ends)."""
+        return self._values(self.rows[-1]) if self.rows else {}
+
     @property
     def history(self) -> dict[str, list[float]]:
-        has_val = bool(self.rows) and self.rows[0].val_loss is not None
-        out: dict[str, list[float]] = {"loss": [r.train_loss for r in self.rows]}
-        for key, metric in self.metrics.items():
-            out[key] = [getattr(r, f"train_{metric}") for r in self.rows]
-        if has_val:
-            out["val_loss"] = [r.val_loss for r in self.rows]
-            for key, metric in self.metrics.items():
-                out[f"val_{key}"] = [getattr(r, f"val_{metric}") for r in self.rows]
-        out["lr"] = [r.lr for r in self.rows]
+        validated = bool(self.rows) and self.rows[0].val_loss is not None
+        out: dict[str, list[float]] = {key: [] for key in self.keys(validated)}
+        for row in self.rows:
+            for key, value in self._values(row).items():
+                out[key].append(value)
         return out
 
 
@@ -447,15 +458,13 @@ class Trainer:
 def fit(model: nn.Module, info: ModelInfo, train_loader: Batches, cfg: TrainConfig, *,
         val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
         callbacks: Sequence[EpochCallback] = (), progress: ProgressDisplay | None = None,
-        metrics: Sequence[str] | Mapping[str, str] = ("accuracy",), class_weight: torch.Tensor | None = None
-        ) -> History:
+        metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> History:
     """Train `model` for `cfg.epochs` epochs, validating on `val_data` after each; return the History.
 
-    The short way in (the Keras facade uses it); `resnetlab.train` builds a Trainer itself to add the
-    run folder, checkpoints, resume and multi-process training.
+    The short way in for a model and batches at hand; `resnetlab.train` builds a Trainer itself to add the
+    run folder, checkpoints, resume and multi-process training, and the Keras facade to connect its callbacks.
     """
-    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics,
-                      class_weight=class_weight)
+    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics)
     trainer.callbacks.extend(callbacks)
     if progress is not None:
         trainer.progress = progress
