@@ -27,7 +27,8 @@ def fresh_cache() -> Path:
 
 def cpu_model() -> str | None:
     """The CPU's name and family/model numbers from /proc/cpuinfo (Linux): the same cloud machine type has
-    come on different CPU generations (AMD family 25 is Zen 4, 26 is Zen 5), which changes every figure."""
+    come on different CPU generations (AMD family 25 is Zen 3 (model 1) or Zen 4 (model 17), 26 is Zen 5; Zen 3
+    has no AVX-512, so no bf16), which changes every figure."""
     try:
         first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:

@@ -1,6 +1,6 @@
 """The paper's CIFAR-10 result: a finished `he2015-cifar` run against He et al. 2015, Table 6.
 
-    resnetlab train recipe=he2015-cifar data_dir=../shared/data/cifar10 model=resnet20 name=he2015-resnet20
+    resnetlab train recipe=he2015-cifar data_dir=../shared/data/cifar10 verify=false model=resnet20 name=he2015-resnet20
     python benchmarks/he2015_cifar.py runs/he2015-resnet20
 
 Training is a separate command because it takes hours on a CPU (64k iterations of 128 images; about

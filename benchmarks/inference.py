@@ -133,7 +133,8 @@ def accuracy(model_file: str, data_dir: str) -> list[dict]:
     from resnetlab.predict import batched_logits
 
     model, info = load_model(model_file)
-    data = load_dataset("cifar10", data_dir=data_dir, val_fraction=0, download=False)
+    data = load_dataset("cifar10", data_dir=data_dir, val_fraction=0, download=False,
+                        verify=False)  # the shared CIFAR-10 is a JPEG copy, not the official bytes
     labels = data.test.labels
 
     def top1(run) -> float:

@@ -216,18 +216,20 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
 
-    cifar = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False)
+    cifar = load_dataset("cifar10", data_dir=args.data_dir, val_fraction=0, download=False,
+                         verify=False)  # the shared CIFAR-10 is a JPEG copy, not the official bytes
     cifar_images = cifar.train.images.permute(0, 2, 3, 1).numpy()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RESNETLAB_CACHE"] = str(Path(tmp) / "cache")
         paths, labels = jpeg_folder(Path(tmp) / "photos")
         cases = [
-            ("resnet20", {}, 128, 32, args.steps, {"data": "cifar10", "data_dir": args.data_dir, "val_fraction": 0},
+            ("resnet20", {}, 128, 32, args.steps,
+             {"data": "cifar10", "data_dir": args.data_dir, "verify": False, "val_fraction": 0},
              DataLoader(PerImageCifar(cifar_images, cifar.train.labels.numpy()), batch_size=128, shuffle=True,
                         num_workers=workers, persistent_workers=True, drop_last=True)),
             ("resnet18", {"stem": "small"}, 128, 32, max(3, args.steps // 8),
-             {"data": "cifar10", "data_dir": args.data_dir, "val_fraction": 0},
+             {"data": "cifar10", "data_dir": args.data_dir, "verify": False, "val_fraction": 0},
              DataLoader(PerImageCifar(cifar_images, cifar.train.labels.numpy()), batch_size=128, shuffle=True,
                         num_workers=workers, persistent_workers=True, drop_last=True)),
             ("resnet50", {}, 16, 224, 2, {"data": str(Path(tmp) / "photos"), "val_fraction": 0, "img_size": 224},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -160,6 +161,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_text(value: object, **options: object) -> str:
+    """JSON that every parser reads: NaN and inf (which json.dumps writes as bare NaN/Infinity) become null."""
+
+    def finite(item: object) -> object:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), allow_nan=False, **options)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
@@ -171,7 +187,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=args.workers)
     failures = [p for p in predictions if p.error]
     if args.json:
-        print(json.dumps([p.to_dict() for p in predictions], indent=2))
+        print(_json_text([p.to_dict() for p in predictions], indent=2))
     elif args.csv:
         writer = csv.writer(sys.stdout)
         k = max((len(p.labels) for p in predictions), default=0)
@@ -268,9 +284,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from .data.inspect import inspect_dataset
 
-    _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers"}, args)
+    _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers", "verify": "verify"}, args)
+    from .config import coerce
+
     report = inspect_dataset(args.path, data_dir=args.data_dir,
-                             workers=None if args.workers is None else _count("workers", args.workers, 0))
+                             workers=None if args.workers is None else _count("workers", args.workers, 0),
+                             verify=coerce("verify", args.verify, bool))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -303,7 +322,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_info
 
     info = read_info(args.model)
-    print(json.dumps(info.to_dict(), indent=2))
+    print(_json_text(info.to_dict(), indent=2))  # a diverged run's summary may hold NaN losses
     return 0
 
 
@@ -351,24 +370,21 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    _key_values(args.extra, {"host": "host", "port": "port", "backend": "backend", "precision": "precision",
-                             "max_batch_size": "max_batch_size", "max_wait_ms": "max_wait_ms",
-                             "max_body_mb": "max_body_mb", "max_pixels": "max_pixels", "timeout_s": "timeout_s",
-                             "device": "device"}, args)
+    settings = ("host", "port", "backend", "precision", "device", "max_batch_size", "max_wait_ms", "max_body_mb",
+                "max_pixels", "max_files", "max_decode_mpix", "timeout_s", "header_timeout_s", "stall_timeout_s")
+    _key_values(args.extra, {key: key for key in settings}, args)
     try:
         from .serve import ServeConfig, serve
     except ImportError as exc:
         raise ConfigError(f"serving needs FastAPI and uvicorn ({exc.name} is missing): "
                           f"pip install 'resnetlab[serve]'") from None
+    from typing import get_type_hints
+
     from .config import coerce
 
-    config = ServeConfig(host=args.host, port=_count("port", args.port, 0),
-                         max_batch_size=_count("max_batch_size", args.max_batch_size, 1),
-                         max_wait_ms=coerce("max_wait_ms", args.max_wait_ms, float),
-                         max_body_mb=coerce("max_body_mb", args.max_body_mb, float),
-                         max_pixels=_count("max_pixels", args.max_pixels, 1),
-                         timeout_s=coerce("timeout_s", args.timeout_s, float),
-                         backend=args.backend, precision=args.precision, device=args.device)
+    types = get_type_hints(ServeConfig)
+    given = {key: coerce(key, getattr(args, key), types[key]) for key in settings if getattr(args, key) is not None}
+    config = ServeConfig(**given)  # checks every range: port=70000 or timeout_s=nan stop here, not in uvicorn
     serve(args.model, config)
     return 0
 
@@ -458,14 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP server with a web page: POST /v1/predict, /v1/predict/batch")
     p.add_argument("model", help="model file (.safetensors or .h5)")
     p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=2 ...")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", default=8000)
-    p.add_argument("--max-batch-size", dest="max_batch_size", default=32, help="micro-batch size limit")
-    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=2.0, help="longest wait to fill a micro-batch")
-    p.add_argument("--max-body-mb", dest="max_body_mb", default=10.0, help="largest request body")
-    p.add_argument("--max-pixels", dest="max_pixels", default=40_000_000, help="largest image (width x height)")
-    p.add_argument("--timeout-s", dest="timeout_s", default=30.0, help="request timeout")
-    p.add_argument("--device", default="auto")
+    # no defaults here: ServeConfig holds them (and checks every value)
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", default=None, help="0..65535, 0: any free port (default 8000)")
+    p.add_argument("--max-batch-size", dest="max_batch_size", default=None, help="micro-batch size limit (32)")
+    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=None, help="longest wait to fill a micro-batch (2)")
+    p.add_argument("--max-body-mb", dest="max_body_mb", default=None, help="largest request body (10)")
+    p.add_argument("--max-pixels", dest="max_pixels", default=None, help="largest image, width x height (40e6)")
+    p.add_argument("--max-files", dest="max_files", default=None, help="images per batch request (64)")
+    p.add_argument("--max-decode-mpix", dest="max_decode_mpix", default=None,
+                   help="megapixels decoded at once, all requests; over it: 503 + Retry-After (200)")
+    p.add_argument("--timeout-s", dest="timeout_s", default=None, help="request timeout (30)")
+    p.add_argument("--header-timeout-s", dest="header_timeout_s", default=None,
+                   help="time a client has to send a request's headers (10)")
+    p.add_argument("--stall-timeout-s", dest="stall_timeout_s", default=None,
+                   help="longest pause in an upload, then 408 (10)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
     _backend_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -481,9 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="inspect a dataset: `resnetlab data inspect PATH_OR_NAME`")
     p.add_argument("action", choices=["inspect"])
     p.add_argument("path", help="image folder, .csv manifest, .npz, or a dataset name")
-    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N")
+    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N verify=false")
     p.add_argument("--data-dir", dest="data_dir", default=None)
     p.add_argument("--workers", default=None, type=int)
+    p.add_argument("--verify", default="true", help="false: accept files that are not the official bytes")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_data)
 

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
+from .atomic import atomic_write
 from .errors import ConfigError, did_you_mean
+from .yamlfile import load_yaml_file, load_yaml_text
 
 
 @dataclass
@@ -44,6 +46,7 @@ class DataConfig:
     name: str = "digits"  # dataset name (`resnetlab datasets`), or a path: image folder, .csv manifest, .npz
     data_dir: str | None = None  # where a named dataset's files are; None: the resnetlab cache folder
     download: bool = True  # fetch a named dataset's missing files from their official addresses
+    verify: bool = True  # check official files' published checksums; false accepts a re-encoded copy (JPEG CIFAR-10)
     val_fraction: float | None = None  # share of train held out for validation; None: the dataset's default
     crop_padding: int | None = None  # random-crop padding in pixels; None: the dataset's default, 0: off
     pad_mode: Literal["zeros", "reflect", "edge"] | None = None  # None: the dataset's default
@@ -144,6 +147,11 @@ class Config:
             (t.head_epochs >= 0, f"head_epochs must be >= 0, got {t.head_epochs}"),
             (t.backbone_lr_scale >= 0, f"backbone_lr_scale must be >= 0, got {t.backbone_lr_scale}"),
             (t.patience >= 0, f"patience must be >= 0, got {t.patience}"),
+            (t.lookahead_steps >= 0, f"lookahead_steps must be >= 0 (0: off), got {t.lookahead_steps}"),
+            (t.gamma > 0, f"gamma must be positive, got {t.gamma}"),
+            (0 < t.warmup_until_accuracy <= 1,
+             f"warmup_until_accuracy must be in (0, 1], got {t.warmup_until_accuracy}"),
+            (all(m >= 1 for m in t.milestones + t.milestone_steps), "milestones and milestone_steps must be >= 1"),
             (all(w >= 0 for w in t.class_weights), "class_weights must be >= 0"),
             (d.val_fraction is None or 0 <= d.val_fraction < 1,
              f"val_fraction must be in [0, 1), got {d.val_fraction}"),
@@ -158,12 +166,16 @@ class Config:
             (0 <= m.drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got {m.drop_path_rate}"),
             (0 <= m.block_drop_rate < 1, f"block_drop_rate must be in [0, 1), got {m.block_drop_rate}"),
             (r.checkpoint_minutes >= 0, f"checkpoint_minutes must be >= 0, got {r.checkpoint_minutes}"),
+            # torch.manual_seed takes 64 bits and NumPy's generators refuse negative seeds
+            (0 <= r.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED} (2**63 - 1), got {r.seed}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         return self
 
+
+MAX_SEED = 2**63 - 1
 
 ALIASES = {"model": "model.name", "data": "data.name", "name": "run.name"}
 
@@ -210,8 +222,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     if origin in (list, tuple):
         if isinstance(value, str):
             try:
-                value = yaml.safe_load(value) if value.strip() else []
-            except yaml.YAMLError:
+                value = load_yaml_text(value, f"{key}={value[:40]}") if value.strip() else []
+            except ConfigError:
                 raise ConfigError(f"{key} must be a list such as [30, 60], got {value!r}") from None
         if not isinstance(value, (list, tuple)):
             value = [value]
@@ -228,6 +240,12 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is int:
         if isinstance(value, bool):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())  # exact: a float would round 99999999999999999999999
+        except ValueError:
+            pass
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -260,8 +278,13 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
 def changed_settings(config: Config) -> dict[str, Any]:
     """The settings of `config` that differ from the defaults, by dotted path (`train.epochs`): what a caller
     set. A setting given at its default value cannot be told from one not given."""
-    defaults = _flatten(Config().to_dict())
-    return {key: value for key, value in _flatten(config.to_dict()).items() if value != defaults[key]}
+    defaults = flatten_settings(Config())
+    return {key: value for key, value in flatten_settings(config).items() if value != defaults[key]}
+
+
+def flatten_settings(config: Config) -> dict[str, Any]:
+    """Every setting of `config` by dotted path (`train.epochs`)."""
+    return _flatten(config.to_dict())
 
 
 def parse_overrides(args: list[str]) -> dict[str, str]:
@@ -296,10 +319,7 @@ def recipe_names() -> list[str]:
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = load_yaml_file(path) or {}  # bounded: size, alias expansion, UTF-8
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
     return data
@@ -349,7 +369,17 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write `config` as YAML, atomically: a run killed mid-write keeps the previous file (resume reads it)."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "saved settings") -> Config:
+    """The Config that `Config.to_dict()` gave `data` (as saved in a checkpoint), type-checked and validated."""
+    try:
+        return apply_overrides(Config(), _flatten(data)).validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def describe_settings() -> list[tuple[str, str, str, str]]:

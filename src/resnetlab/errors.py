@@ -27,6 +27,12 @@ class ModelFileError(UserError):
     """A file is not a resnetlab model file, or its tensors do not match its architecture."""
 
 
+class FileWriteError(UserError, OSError):
+    """A file could not be written (disk full, no permission, read-only folder); the previous one is intact.
+
+    Also an OSError, so code that tolerates an unwritable cache (`except OSError`) keeps doing so."""
+
+
 def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 

@@ -7,6 +7,7 @@ never repeats it. Nothing here imports training code.
 from __future__ import annotations
 
 import glob
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,8 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"source": self.source, "error": self.error}
-        return {"source": self.source,
-                "top": [{"label": lab, "index": i, "prob": round(p, 6)}
+        return {"source": self.source,  # a NaN probability (NaN weights) as null: JSON has no NaN
+                "top": [{"label": lab, "index": i, "prob": round(p, 6) if math.isfinite(p) else None}
                         for lab, i, p in zip(self.labels, self.indices, self.probs)]}
 
 

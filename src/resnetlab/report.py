@@ -195,7 +195,8 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     same = name == trained_on.get("name")
     dataset = load_dataset(name, data_dir=data_dir or (trained_on.get("data_dir") if same else None),
                            val_fraction=trained_on.get("val_fraction") if same else None,
-                           img_size=info.input_size[1], channels=info.input_size[0], workers=workers)
+                           img_size=info.input_size[1], channels=info.input_size[0], workers=workers,
+                           verify=bool(trained_on.get("verify", True)) if same else True)  # as trained
     if dataset.class_names != info.class_names:
         raise ConfigError(f"{name} has classes {dataset.class_names[:5]}... but the model was trained on "
                           f"{info.class_names[:5]}...; evaluate it on data with the same classes")

@@ -11,6 +11,7 @@ import pytest
 import resnetlab.data.cifar as cifar
 from resnetlab.data import load_dataset
 from resnetlab.data.download import md5sum
+from resnetlab.data.verify import file_digest
 from resnetlab.errors import DataError
 
 from shared import shared
@@ -56,7 +57,7 @@ def _write_python10(folder, arrays):
 def test_both_official_versions_read_the_same(tmp_path, writer, sub):
     arrays = _fake_cifar10(np.random.default_rng(0))
     writer(tmp_path / sub if sub else tmp_path, arrays)
-    data = load_dataset("cifar10", data_dir=str(tmp_path), val_fraction=0, download=False)
+    data = load_dataset("cifar10", data_dir=str(tmp_path), val_fraction=0, download=False, verify=False)  # fakes
     assert np.array_equal(data.train.images.numpy(), arrays[0])  # R plane, G plane, B plane: CHW as stored
     assert data.train.labels.tolist() == arrays[1].tolist()
     assert np.array_equal(data.test.images.numpy(), arrays[2]) and data.test.labels.tolist() == arrays[3].tolist()
@@ -71,8 +72,8 @@ def test_cifar100_fine_and_coarse(tmp_path):
         np.concatenate([coarse[:, None], fine[:, None], images], 1).astype(np.uint8).tofile(tmp_path / f"{split}.bin")
     (tmp_path / "fine_label_names.txt").write_text("\n".join(f"fine{i}" for i in range(100)))
     (tmp_path / "coarse_label_names.txt").write_text("\n".join(f"coarse{i}" for i in range(20)))
-    fine_set = load_dataset("cifar100", data_dir=str(tmp_path), val_fraction=0, download=False)
-    coarse_set = load_dataset("cifar100-coarse", data_dir=str(tmp_path), val_fraction=0, download=False)
+    fine_set = load_dataset("cifar100", data_dir=str(tmp_path), val_fraction=0, download=False, verify=False)
+    coarse_set = load_dataset("cifar100-coarse", data_dir=str(tmp_path), val_fraction=0, download=False, verify=False)
     assert fine_set.train.labels.tolist() == fine.tolist() and fine_set.class_names[7] == "fine7"
     assert coarse_set.train.labels.tolist() == coarse.tolist() and len(coarse_set.class_names) == 20
 
@@ -87,7 +88,7 @@ def test_crafted_pickle_is_refused_without_running_anything(tmp_path, monkeypatc
     _write_python10(tmp_path, _fake_cifar10(np.random.default_rng(0)))
     (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": _Exploit(), b"labels": [0]}, protocol=2))
     with pytest.raises(DataError, match=r"refused to load posix.system|refused to load os.system") as err:
-        load_dataset("cifar10", data_dir=str(tmp_path), download=False)
+        load_dataset("cifar10", data_dir=str(tmp_path), download=False, verify=False)
     assert "nothing in it was run" in str(err.value)
     assert not (tmp_path / "EXPLOITED").exists()
 
@@ -97,10 +98,10 @@ def test_truncated_binary_and_missing_files(tmp_path):
     data = (tmp_path / "data_batch_2.bin").read_bytes()
     (tmp_path / "data_batch_2.bin").write_bytes(data[:-100])
     with pytest.raises(DataError, match="not a whole number of 3073-byte CIFAR records"):
-        load_dataset("cifar10", data_dir=str(tmp_path), download=False)
+        load_dataset("cifar10", data_dir=str(tmp_path), download=False, verify=False)
     (tmp_path / "data_batch_2.bin").unlink()
     with pytest.raises(DataError, match="missing data_batch_2.bin"):
-        load_dataset("cifar10", data_dir=str(tmp_path), download=False)
+        load_dataset("cifar10", data_dir=str(tmp_path), download=False, verify=False)
     with pytest.raises(DataError, match="place them in") as err:
         load_dataset("cifar10", data_dir=str(tmp_path / "empty"), download=False)
     assert "cifar-10-binary.tar.gz" in str(err.value) and "c32a1d4ab5d03f1284b67883e8d87530" in str(err.value)
@@ -118,6 +119,8 @@ def test_download_verify_extract_from_a_mirror(tmp_path, monkeypatch):
     archives["cifar10"]["binary"] = ("cifar-10-binary.tar.gz", md5sum(mirror / "cifar-10-binary.tar.gz"),
                                      "cifar-10-batches-bin")
     monkeypatch.setattr(cifar, "ARCHIVES", archives)
+    fakes = {file.name: file_digest(file, "sha1") for file in (staging / "cifar-10-batches-bin").glob("*_batch*.bin")}
+    monkeypatch.setitem(cifar.EXTRACTED, ("cifar10", "binary"), fakes)  # extracted files are checked too
     monkeypatch.setenv("RESNETLAB_MIRROR", str(mirror))
     monkeypatch.setenv("RESNETLAB_CACHE", str(tmp_path / "cache"))
     data = load_dataset("cifar10", val_fraction=0)
@@ -128,12 +131,12 @@ def test_download_verify_extract_from_a_mirror(tmp_path, monkeypatch):
 
 def test_shared_cifar10_official_counts_order_and_names():
     folder = shared("cifar10")
-    data = load_dataset("cifar10", data_dir=str(folder), val_fraction=0, download=False)
+    data = load_dataset("cifar10", data_dir=str(folder), val_fraction=0, download=False, verify=False)  # JPEG copy
     assert (len(data.train), len(data.test)) == (50_000, 10_000)
     assert data.train.labels[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # as in the official files
     assert data.test.labels[:10].tolist() == [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]
     assert data.train.labels.bincount().tolist() == [5000] * 10
     assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
-    split = load_dataset("cifar10", data_dir=str(folder), download=False)  # default: 45,000 / 5,000 (He et al.)
+    split = load_dataset("cifar10", data_dir=str(folder), download=False, verify=False)  # 45,000 / 5,000 (He et al.)
     assert (len(split.train), len(split.val)) == (45_000, 5_000)
     assert split.val.labels.bincount().tolist() == [500] * 10

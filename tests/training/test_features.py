@@ -86,12 +86,14 @@ def test_reported_lr_is_the_full_scale_group():
     assert trainer.finish_epoch().lr == trainer.lr
 
 
-def test_the_same_seed_trains_the_same_weights_twice_in_one_process(tmp_path):
+def test_the_same_seed_trains_the_same_weights_twice_in_one_process(tmp_path, monkeypatch):
     # the first auto-precision run of a process measures bf16 against fp32; that must not draw from the
     # run's random numbers, or the first run's drop-path masks differ from every later run's
-    precision_module.cpu_has_fast_bf16.cache_clear()
+    precision_module.cpu_bf16_choice.cache_clear()
+    monkeypatch.setattr(precision_module, "_cpu_bf16_flags", lambda: None)  # the measurement path
     settings = dict(model="resnet20", epochs=1, drop_path_rate=0.2, max_steps=3, **QUIET)
     first, second = (resnetlab.train(project=str(tmp_path / name), **settings) for name in ("a", "b"))
+    precision_module.cpu_bf16_choice.cache_clear()  # later tests decide by the flags again
     weights = [resnetlab.load_model(result.last_path)[0].state_dict() for result in (first, second)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
@@ -102,7 +104,7 @@ def test_non_finite_weights_never_reach_a_checkpoint(tmp_path):
             with torch.no_grad():
                 next(trainer.model.parameters()).view(-1)[0] = math.nan
 
-    with pytest.raises(TrainingError, match="weights became inf or NaN by step"):
+    with pytest.raises(TrainingError, match=r"inf or NaN in 1 of the model's tensors \(conv1.weight\) by step"):
         resnetlab.train(model="tutorial_cnn", epochs=2, project=str(tmp_path), name="nan", step_callbacks=[poison],
                         **QUIET)
     assert not (tmp_path / "nan" / "last.safetensors").exists()  # epoch 1's end would have saved it
@@ -160,9 +162,9 @@ def test_head_first_fine_tuning_freezes_the_backbone_and_its_statistics():
 
 def test_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(precision_module, "cpu_bf16_choice", lambda: (True, "flags"))
     assert resolve_precision("auto", None, cpu).name == "bf16" and resolve_precision("auto", None, cpu).channels_last
-    monkeypatch.setattr(precision_module, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_bf16_choice", lambda: (False, "flags"))
     assert resolve_precision("auto", False, cpu).name == "fp32"
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
         resolve_precision("fp16", None, cpu)

@@ -32,9 +32,9 @@ def test_skip_policy_trains_and_lists_skipped_files(photos, tmp_path, in_memory)
     root, bad = photos
     result = resnetlab.train(data=str(root), on_bad_image="skip", in_memory=in_memory, epochs=2, batch_size=8,
                              lr=0.02, workers=0, project=str(tmp_path), display="none")
-    lines = (result.run_dir / "skipped.txt").read_text().splitlines()
-    assert {line.split("\t")[0] for line in lines} == set(bad)
-    assert all(bad[line.split("\t")[0]] in line.split("\t")[1] for line in lines)
+    entries = [json.loads(line) for line in (result.run_dir / "skipped.txt").read_text().splitlines()]
+    assert {entry["path"] for entry in entries} == set(bad)
+    assert all(bad[entry["path"]] in entry["reason"] for entry in entries)
     assert json.loads((result.run_dir / "results.json").read_text())["skipped_files"] == 4
     assert result.info.input_size == (3, 16, 16) and result.info.class_names == ["blue", "green", "red"]
     predictions = resnetlab.Predictor.from_file(result.best_path).predict_files(list(bad) + [

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import ImageSet
+from .dataset import MAX_CLASSES, ImageSet
 
 _CHANNEL_COUNTS = (1, 2, 3, 4)
 
@@ -87,13 +87,30 @@ def _to_pixel_tensor(array: np.ndarray, name: str) -> torch.Tensor:
     raise DataError(f"{name} must hold uint8 or float pixels, got {array.dtype}")
 
 
-def label_count(labels: Any) -> int:
+def label_count(labels: Any, *, name: str = "y") -> int:
     """The number of classes labels imply: the columns of one-hot rows [N, K], else the largest index + 1
-    (integer labels [N], or [N, 1] as Keras' datasets give them)."""
+    (integer labels [N], or [N, 1] as Keras' datasets give them), at most MAX_CLASSES."""
     array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if array.ndim == 2 and array.shape[1] > 1:
-        return int(array.shape[1])
-    return int(np.max(array)) + 1 if array.size else 0
+        count = int(array.shape[1])
+    elif not array.size:
+        return 0
+    elif not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+              or array.dtype == np.bool_):
+        raise DataError(f"{name} must hold integer class indices, got {array.dtype}")
+    else:
+        flat = array.reshape(-1)
+        if not np.isfinite(flat).all():
+            raise DataError(f"{name}[{int(np.flatnonzero(~np.isfinite(flat))[0])}] is not a finite number; labels "
+                            f"are class indices")
+        over = np.flatnonzero(flat >= MAX_CLASSES)
+        if len(over):  # before anything sizes a list or a layer by it
+            raise DataError(f"{name}[{int(over[0])}] = {flat[over[0]]:g} is not a class index below {MAX_CLASSES:,}; "
+                            f"labels number the classes from 0")
+        count = int(flat.max()) + 1
+    if count > MAX_CLASSES:
+        raise DataError(f"{name} has {count:,} one-hot columns; at most {MAX_CLASSES:,} classes are supported")
+    return count
 
 
 def labels_to_tensor(labels: Any, *, count: int, num_classes: int | None = None, name: str = "y") -> torch.Tensor:

@@ -132,6 +132,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tupl
     return kept, held_out
 
 
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a larger integer label is a typo or a damaged file
 DEFAULT_VAL_FRACTION = 0.1  # validation share of a source's training data unless it says otherwise (digits)
 
 

@@ -69,11 +69,14 @@ def _fetch(url: str, target: Path) -> None:
     atomic_write(target, write)
 
 
-def ensure_resource(resource: Resource, folder: Path, *, download: bool = True) -> Path:
-    """Return the path of `resource` in `folder`, downloading and verifying it if needed."""
+def ensure_resource(resource: Resource, folder: Path, *, download: bool = True, verify: bool = True) -> Path:
+    """Return the path of `resource` in `folder`, downloading and verifying it if needed.
+
+    verify=False accepts a file already in `folder` unchecked; a download is always checked.
+    """
     path = folder / resource.filename
     if path.is_file():
-        if md5sum(path) == resource.md5:
+        if not verify or md5sum(path) == resource.md5:
             return path
         bad = path.with_name(path.name + ".corrupt")
         os.replace(path, bad)  # keep it for inspection, never use it

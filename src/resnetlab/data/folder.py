@@ -7,12 +7,13 @@ every bad file; with on_bad_image=skip they are left out and reported.
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import torch
 
 from ..errors import DataError
-from .dataset import DatasetSplits, ImageFiles, split_train_val
+from .dataset import MAX_CLASSES, DatasetSplits, ImageFiles, split_train_val
 from .images import IMAGE_SUFFIXES
 from .scan import ScanResult, pixel_stats, scan_files
 from .stream import decode_files
@@ -29,15 +30,45 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """A folder's entries, sorted; an unreadable folder is an error (its images would otherwise go missing unseen)."""
+    try:
+        with os.scandir(folder) as scan:  # DirEntry caches the file type: no stat per file on most filesystems
+            return sorted(scan, key=lambda entry: entry.name)
+    except PermissionError:
+        raise DataError(f"{folder}: permission denied; the folder cannot be listed, so its images would be left "
+                        f"out. Fix its permissions (chmod u+rx) or move it out of the dataset") from None
+    except OSError as exc:  # ELOOP: a chain of links that never ends
+        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+
+
+def _images_under(folder: Path, ancestors: frozenset[tuple[int, int]] = frozenset()) -> list[str]:
+    """Image files under `folder`, following linked folders; a link back to a folder above it is an error."""
+    try:
+        stat = folder.stat()
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot open the folder ({exc.strerror or exc})") from None
+    here = (stat.st_dev, stat.st_ino)
+    if here in ancestors:
+        raise DataError(f"{folder} links back to a folder that contains it (a symbolic link loop); remove the link")
+    files = []
+    for entry in _entries(folder):
+        if entry.is_dir():  # follows links: a linked folder is read like a real one
+            files += _images_under(Path(entry.path), ancestors | {here})
+        elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and not entry.name.startswith("."):
+            files.append(entry.path)
+    return files
+
+
 def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [Path(e.path) for e in _entries(root) if e.is_dir() and not e.name.startswith(".")]
 
 
 def _read_class_folders(root: Path, class_names: list[str] | None) -> tuple[list[str], list[int], list[str]]:
     """Files and labels under root/<class>/ (searched recursively); returns (paths, labels, class names)."""
     folders = _class_folders(root)
     if not folders:
-        loose = [p.name for p in root.iterdir() if _is_image(p)][:3]
+        loose = [e.name for e in _entries(root) if _is_image(Path(e.path))][:3]
         hint = f" (it holds loose images such as {', '.join(loose)})" if loose else ""
         raise DataError(f"{root} has no class folders{hint}; expected {root}/<class name>/<image files>")
     if class_names is None:
@@ -47,7 +78,7 @@ def _read_class_folders(root: Path, class_names: list[str] | None) -> tuple[list
         raise DataError(f"{root} has class folder(s) {', '.join(unknown)} that the training split lacks")
     paths, labels, empty = [], [], []
     for folder in folders:
-        files = sorted(str(p) for p in folder.rglob("*") if _is_image(p))
+        files = sorted(_images_under(folder))
         if not files:
             empty.append(folder.name)
         paths += files
@@ -74,10 +105,38 @@ def discover_folder(root: Path) -> tuple[RawSplits, list[str]]:
     return splits, names
 
 
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The non-blank rows of a CSV file, or one DataError line naming the file and what is wrong."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" starts with a BOM
+            return [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text (byte {exc.start:,} is 0x{exc.object[exc.start]:02x}); save it "
+                        f"as UTF-8 (Excel: \"CSV UTF-8\")") from None
+    except csv.Error as exc:  # a NUL byte, a field over csv's size limit
+        raise DataError(f"{path} is not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path} could not be read ({exc.strerror or exc})") from None
+
+
+def _label_indices(path: Path, entries: list[tuple[str, str, str, int]]) -> tuple[list[int], list[str]]:
+    """Integer labels as given (bounded by MAX_CLASSES), else class names sorted; returns (indices, names)."""
+    raw_labels = [label for _, label, _, _ in entries]
+    if not all(label.isascii() and label.lstrip("-").isdigit() for label in raw_labels):
+        class_names = sorted(set(raw_labels))
+        lookup = {name: i for i, name in enumerate(class_names)}
+        return [lookup[label] for label in raw_labels], class_names
+    indices = [int(label) for label in raw_labels]
+    for index, (_, _, _, number) in zip(indices, entries):
+        if index < 0 or index >= MAX_CLASSES:
+            raise DataError(f"{path}, line {number}: label {index} is not a class index 0..{MAX_CLASSES - 1:,}; "
+                            f"integer labels number the classes from 0 (or give class names)")
+    return indices, [str(i) for i in range(max(indices) + 1)]
+
+
 def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
     """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM
-        rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    rows = _csv_rows(path)
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     first_line = 1
     path_col, label_col, split_col = 0, 1, 2
@@ -99,18 +158,11 @@ def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
         if split is None:
             raise DataError(f"{path}, line {number}: split must be train, val or test, got {given!r}")
         file = Path(row[path_col].strip())
-        entries.append((str(file if file.is_absolute() else path.parent / file), row[label_col].strip(), split))
-    raw_labels = [label for _, label, _ in entries]
-    if all(label.lstrip("-").isdigit() for label in raw_labels):
-        indices = [int(label) for label in raw_labels]
-        if min(indices) < 0:
-            raise DataError(f"{path}: labels must be class names or non-negative integers, found {min(indices)}")
-        class_names = [str(i) for i in range(max(indices) + 1)]
-    else:
-        class_names = sorted(set(raw_labels))
-        indices = [class_names.index(label) for label in raw_labels]
+        entries.append((str(file if file.is_absolute() else path.parent / file), row[label_col].strip(), split,
+                        number))
+    indices, class_names = _label_indices(path, entries)
     splits: RawSplits = {}
-    for (file, _, split), index in zip(entries, indices):
+    for (file, _, split, _), index in zip(entries, indices):
         splits.setdefault(split, ([], []))
         splits[split][0].append(file)
         splits[split][1].append(index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -20,7 +21,8 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "b
 class BadImageError(DataError):
     """An image file that cannot be used; the message names the file and the reason.
 
-    kind: "missing", "empty", "too_large", "not_an_image" or "corrupt" (what a server maps to a status).
+    kind: "missing" (absent or not readable), "empty", "too_large", "not_an_image" or "corrupt" (what a
+    server maps to a status).
     """
 
     def __init__(self, message: str, kind: str = "corrupt"):
@@ -42,6 +44,36 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(values * (255.0 / high), 0, 255).round().astype(np.uint8), mode="L")
 
 
+@functools.lru_cache(maxsize=1)
+def _lab_transform():  # -> ImageCms.ImageCmsTransform
+    from PIL import ImageCms  # littlecms; a Pillow built without it makes LAB files bad images, nothing else
+
+    return ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+
+
+def _convert(image: Image.Image, target: str) -> Image.Image:
+    """Convert to "L" or "RGB" from any mode Pillow reads; CIELAB (TIFF) through littlecms to sRGB."""
+    if image.mode == "LAB":  # Pillow's convert has no LAB -> L, and older versions no LAB -> RGB
+        image = _lab_transform().apply(image)
+    try:
+        return image.convert(target)
+    except ValueError:  # some modes convert only to RGB (La -> L is refused)
+        return image.convert("RGB").convert(target)
+
+
+def _prepare(image: Image.Image, channels: int) -> Image.Image:
+    """Alpha onto white, high bit depths scaled, then the model's mode; `source_mode` records the stored one."""
+    mode = image.mode
+    image.info["source_mode"] = mode  # kept through the conversions below, for scans and reports
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        image = _flatten_alpha(image)
+    elif mode.startswith("I") or mode == "F":
+        image = _to_8bit(image)
+    converted = _convert(image, "L" if channels == 1 else "RGB")
+    converted.info["source_mode"] = mode
+    return converted
+
+
 def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None = None,
                max_pixels: int | None = None) -> Image.Image:
     """Open an image (a file, or its bytes) as "L" (channels=1) or "RGB" (channels=3), upright per EXIF.
@@ -57,6 +89,8 @@ def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None 
         if not path.is_file():
             raise BadImageError(f"{path}: no such file", "missing")
         label, source, size = str(path), path, path.stat().st_size
+    if channels not in (1, 3):
+        raise DataError(f"models with {channels} input channels cannot read image files; use 1 or 3 channels")
     if size == 0:
         raise BadImageError(f"{label}: empty file (0 bytes)", "empty")
     try:
@@ -74,19 +108,17 @@ def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None 
         raise BadImageError(f"{label}: not an image Pillow can read", "not_an_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(f"{label}: too many pixels ({exc})", "too_large") from None
+    except PermissionError:
+        raise BadImageError(f"{label}: permission denied (the file cannot be read)", "missing") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{label}: truncated or corrupt image ({exc})") from None
-    mode = image.mode
-    image.info["source_mode"] = mode  # kept through the conversions below, for scans and reports
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        image = _flatten_alpha(image)
-    elif mode.startswith("I") or mode == "F":
-        image = _to_8bit(image)
-    if channels in (1, 3):
-        converted = image.convert("L" if channels == 1 else "RGB")
-        converted.info["source_mode"] = mode
-        return converted
-    raise DataError(f"models with {channels} input channels cannot read image files; use 1 or 3 channels")
+    except Exception as exc:  # a decoder's own bug on a crafted file: still this file's fault, not the run's
+        raise BadImageError(f"{label}: could not be decoded ({type(exc).__name__}: {exc})") from None
+    try:
+        return _prepare(image, channels)
+    except Exception as exc:  # an unusual mode Pillow reads but cannot convert
+        raise BadImageError(f"{label}: its {image.mode} pixels cannot be converted to "
+                            f"{'grayscale' if channels == 1 else 'RGB'} ({type(exc).__name__}: {exc})") from None
 
 
 def resize_for_model(image: Image.Image, size: tuple[int, int], interpolation: str = "bilinear",

@@ -62,12 +62,16 @@ def _files_report(source: Path, workers: int | None) -> DatasetReport:
                          {"img_size": side, "crop_pct": crop_pct, "channels": channels})
 
 
-def inspect_dataset(name: str, *, data_dir: str | None = None, workers: int | None = None) -> DatasetReport:
-    """Report on a named dataset, an image folder, a CSV manifest or an .npz archive."""
+def inspect_dataset(name: str, *, data_dir: str | None = None, workers: int | None = None,
+                    verify: bool = True) -> DatasetReport:
+    """Report on a named dataset, an image folder, a CSV manifest or an .npz archive.
+
+    verify: check a named dataset's files against their published checksums (false: a non-official copy).
+    """
     path = Path(name).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return _files_report(path, workers)
-    data = load_dataset(name, data_dir=data_dir, val_fraction=0)
+    data = load_dataset(name, data_dir=data_dir, val_fraction=0, verify=verify)
     counts = {}
     for split in ("train", "val", "test"):
         part = getattr(data, split)

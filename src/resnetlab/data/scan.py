@@ -21,7 +21,7 @@ from ..atomic import atomic_write
 from .download import cache_dir
 from .images import BadImageError, load_image
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: unreadable files say "permission denied", decoder crashes are per-file errors
 
 
 @dataclass

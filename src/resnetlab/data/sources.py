@@ -16,9 +16,9 @@ from .npz import load_npz
 
 Loader = Callable[..., DatasetSplits]
 
-# name -> (loader taking data_dir, val_fraction, download; one-line description)
+# name -> (loader taking data_dir, val_fraction, download, verify; one-line description)
 DATASETS: dict[str, tuple[Loader, str]] = {
-    "digits": (lambda data_dir=None, val_fraction=None, download=True: load_digits_splits(val_fraction),
+    "digits": (lambda data_dir=None, val_fraction=None, download=True, verify=True: load_digits_splits(val_fraction),
                "8x8 handwritten digits shipped with scikit-learn (1,797 images, 10 classes); embedded"),
     "cifar10": (partial(load_cifar, "cifar10"), "CIFAR-10: 50,000 + 10,000 32x32 colour images, 10 classes"),
     "cifar100": (partial(load_cifar, "cifar100"), "CIFAR-100: 50,000 + 10,000 32x32 colour images, 100 classes"),
@@ -33,19 +33,22 @@ ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashion_mnist": "fas
 
 def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float | None = None,
                  download: bool = True, img_size: int | None = None, channels: int | None = None,
-                 on_bad_image: str = "error", in_memory: bool = False, workers: int | None = None) -> DatasetSplits:
+                 on_bad_image: str = "error", in_memory: bool = False, workers: int | None = None,
+                 verify: bool = True) -> DatasetSplits:
     """Load a dataset by name (`resnetlab datasets`), or from a path: an image folder, a CSV manifest or an .npz.
 
     Args:
         data_dir: where a named dataset's files are (or go); default the resnetlab cache.
         val_fraction: share of the training data held out for validation; None: the source's default.
         download: fetch missing files of a named dataset from their official addresses.
+        verify: check a named dataset's files against their published checksums, wherever they were found;
+            false accepts a non-official copy on purpose (the result's notes say "verify": "off").
         img_size, channels, on_bad_image, in_memory, workers: for image folders and manifests only.
     """
     key = ALIASES.get(name.lower(), name.lower())
     if key in DATASETS:
         loader, _ = DATASETS[key]
-        return loader(data_dir=data_dir, val_fraction=val_fraction, download=download)
+        return loader(data_dir=data_dir, val_fraction=val_fraction, download=download, verify=verify)
     path = Path(name).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return load_files_dataset(path, val_fraction=val_fraction, img_size=img_size, channels=channels,

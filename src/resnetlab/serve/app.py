@@ -7,15 +7,18 @@
     GET  /                  a web page: choose or drop an image, see the top-5 classes as bars
     GET  /docs              OpenAPI documentation (FastAPI's)
 
-Every error is JSON `{"error": "..."}` with a 4xx status that says what to fix: 413 for a body or
-an image over the limits, 415 for a file that is not an image, 422 for a corrupt image or a
-malformed request, 504 for a request that ran past the timeout.
+Every error is JSON `{"error": "..."}` with a status that says what to fix: 408 for an upload that
+stalled or ran past the timeout, 413 for a body or an image over the limits, 415 for a file that is
+not an image, 422 for a corrupt or undecodable image or a malformed request, 431 for oversized
+headers, 503 (with Retry-After) while too many pixels are being decoded, 504 for a request that
+ran past the timeout after its upload. In a batch, a bad image is only its own entry's error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -30,15 +33,21 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..data.images import BadImageError, read_for_model
+from ..data.images import BadImageError
+from ..errors import ConfigError
 from ..inference import describe
 from ..predict import Predictor
 from .batcher import MicroBatcher
+from .decode import DecodeBusy, DecodePlan, PixelBudget, decode_upload, plan_decode
 
 log = logging.getLogger("resnetlab.serve")
 INLINE_DECODE_BYTES = 16 * 1024  # smaller uploads are decoded on the event loop (a 32x32 PNG: about 50 us)
+INLINE_DECODE_PIXELS = 256 * 256  # ... if their header says they are this small (a 4 KB PNG can hold 36 MP)
+RETRY_LATER = {"retry-after": "1"}  # seconds a 503 asks clients to wait: about one large decode
+KEEP_ALIVE_S = 30  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
 
 IMAGE_BODY = {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
     "file": {"type": "string", "format": "binary"}}}},
@@ -59,42 +68,87 @@ class ServeConfig:
     max_body_mb: float = 10.0  # request body limit (one upload, or all of a batch)
     max_pixels: int = 40_000_000  # width x height of one image (a 40 MP photo decodes to 120 MB)
     max_files: int = 64  # images per batch request
+    max_decode_mpix: float = 200.0  # megapixels being decoded at once, all requests (~7 bytes each at peak: 1.4 GB)
     timeout_s: float = 30.0  # whole request: upload, decoding, queueing and inference
+    header_timeout_s: float = 10.0  # from connecting (or a request's first byte) to the end of its headers
+    stall_timeout_s: float = 10.0  # longest silence while an upload is being received
     backend: str = "auto"
     precision: str = "fp32"
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host must be an address such as 127.0.0.1 or 0.0.0.0, got {self.host!r}")
+        for name, (low, high, note) in INTEGER_SETTINGS.items():
+            _check_integer(name, getattr(self, name), low, high, note)
+        for name, low in NUMBER_SETTINGS.items():
+            _check_number(name, getattr(self, name), low)
+
+
+# integer settings: (lowest, highest or None, what an edge value means)
+INTEGER_SETTINGS = {"port": (0, 65535, " (0: any free port)"), "max_batch_size": (1, None, ""),
+                    "max_pixels": (1, None, ""), "max_files": (1, None, "")}
+# number settings: finite, and > 0 (timeouts, sizes) or >= 0 (a wait that may be none)
+NUMBER_SETTINGS = {"max_wait_ms": ">= 0", "max_body_mb": "> 0", "max_decode_mpix": "> 0", "timeout_s": "> 0",
+                   "header_timeout_s": "> 0", "stall_timeout_s": "> 0"}
+
+
+def _check_integer(name: str, value: Any, low: int, high: int | None, note: str) -> None:
+    valid = isinstance(value, int) and not isinstance(value, bool) and low <= value and (high is None or value <= high)
+    if not valid:
+        accepted = f"in {low}..{high}{note}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be an integer {accepted}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, low: str) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or (value <= 0 if low == "> 0" else value < 0):
+        raise ConfigError(f"{name} must be a finite number {low}, got {value!r}")
 
 
 class RequestError(Exception):
     """A request the server cannot answer, with the status and a message for the client."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers or {}
 
 
 # what each kind of unreadable upload answers: too big, not an image at all, or broken/empty
 STATUS_FOR = {"too_large": 413, "not_an_image": 415, "corrupt": 422, "empty": 422, "missing": 422}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+CLOSE = {"connection": "close"}  # answers sent before the body is read: the rest of it must not be parsed
+
+
+async def _read_body(request: Request, limit: int, stall_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"request body of {int(declared):,} bytes exceeds the limit of {limit:,} bytes "
-                                f"(max_body_mb); send a smaller image")
+                                f"(max_body_mb); send a smaller image", CLOSE)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), stall_s)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise RequestError(408, f"the upload stalled: no data for {stall_s:g} s (stall_timeout_s) after "
+                                    f"{size:,} bytes; send the whole file without pauses", CLOSE) from None
+        except ClientDisconnect:
+            raise RequestError(400, "the client disconnected during the upload", CLOSE) from None
         size += len(chunk)
         if size > limit:
             raise RequestError(413, f"request body exceeds the limit of {limit:,} bytes (max_body_mb); "
-                                    f"send a smaller image")
+                                    f"send a smaller image", CLOSE)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def _uploads(request: Request, config: ServeConfig) -> list[tuple[str, bytes]]:
     """(name, bytes) of every image in the request: multipart files, or the raw body as one image."""
-    body = await _read_body(request, int(config.max_body_mb * 1024 * 1024))
+    body = await _read_body(request, int(config.max_body_mb * 1024 * 1024), config.stall_timeout_s)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async def stream():
@@ -122,9 +176,16 @@ async def _uploads(request: Request, config: ServeConfig) -> list[tuple[str, byt
     return [("upload", body)]
 
 
-def _decode(data: bytes, name: str, predictor: Predictor, max_pixels: int) -> np.ndarray:
+def _plan(data: bytes, predictor: Predictor, config: ServeConfig) -> DecodePlan:
+    return plan_decode(data, predictor.info.input_size, predictor.info.crop_pct, config.max_pixels)
+
+
+def _decode(data: bytes, name: str, plan: DecodePlan | None, predictor: Predictor, config: ServeConfig,
+            budget: PixelBudget) -> np.ndarray:
     info = predictor.info
-    return read_for_model(data, info.input_size, info.interpolation, info.crop_pct, name=name, max_pixels=max_pixels)
+    plan = plan or _plan(data, predictor, config)
+    return decode_upload(data, name, plan, budget, info.input_size, info.interpolation, info.crop_pct,
+                         config.max_pixels)
 
 
 def _top(probs: np.ndarray, class_names: list[str], k: int) -> list[dict[str, Any]]:
@@ -152,6 +213,7 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         return torch.softmax(predictor.logits(torch.from_numpy(pixels)), dim=1).numpy()
 
     batcher = MicroBatcher(run, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms)
+    budget = PixelBudget(round(config.max_decode_mpix * 1e6))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -164,11 +226,11 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
     app = FastAPI(title="resnetlab", version=__version__, lifespan=lifespan,
                   description=f"Image classification with {predictor.info.arch.name} "
                               f"({predictor.info.num_classes} classes).")
-    app.state.batcher, app.state.config = batcher, config
+    app.state.batcher, app.state.config, app.state.budget = batcher, config, budget
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -186,48 +248,66 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
                             status_code=500)
 
     async def decode(name: str, data: bytes) -> np.ndarray:
+        """One upload as model input; any failure to decode it is this upload's RequestError, never a 500."""
         try:
+            plan = None
             if len(data) <= INLINE_DECODE_BYTES:  # a thumbnail decodes faster than a hop to a worker thread
-                return _decode(data, name, predictor, config.max_pixels)
-            return await run_in_threadpool(_decode, data, name, predictor, config.max_pixels)
+                plan = _plan(data, predictor, config)
+                if plan.pixels <= INLINE_DECODE_PIXELS:
+                    return _decode(data, name, plan, predictor, config, budget)
+            return await run_in_threadpool(_decode, data, name, plan, predictor, config, budget)
         except BadImageError as exc:
-            raise RequestError(STATUS_FOR[exc.kind], str(exc)) from None
+            raise RequestError(STATUS_FOR.get(exc.kind, 422), str(exc)) from None
+        except DecodeBusy as exc:
+            raise RequestError(503, f"the server is decoding too many pixels: {exc}", RETRY_LATER) from None
+        except Exception as exc:  # noqa: BLE001 - a decoder failing on a file is that file's problem, not the batch's
+            log.warning("cannot decode %s", name, exc_info=True)
+            raise RequestError(422, f"{name}: cannot decode this image ({type(exc).__name__}: {exc}); "
+                                    f"convert it to PNG or JPEG (RGB or grayscale)") from None
 
     async def classify(pixels: np.ndarray, k: int) -> list[dict[str, Any]]:
         return _top(await batcher.submit(pixels), predictor.info.class_names, k)
 
-    async def within_timeout(work):
+    async def within_timeout(work, received: asyncio.Event):
+        """Run `work` for at most timeout_s: 408 while the upload is still arriving, 504 once it is in."""
         try:
             return await asyncio.wait_for(work, config.timeout_s)
         except asyncio.TimeoutError:
+            if not received.is_set():
+                raise RequestError(408, f"the upload took longer than {config.timeout_s:g} s (timeout_s); "
+                                        f"send it faster, or a smaller file", CLOSE) from None
             raise RequestError(504, f"the request took longer than {config.timeout_s:g} s (timeout_s); "
                                     f"the server is busy, try again") from None
 
     @app.post("/v1/predict", summary="Classify one image", openapi_extra={"requestBody": IMAGE_BODY})
     async def predict(request: Request, topk: int = Query(5, ge=1, le=1000, description="classes to return")):
         started = time.perf_counter()
+        received = asyncio.Event()
 
         async def work():
             with batcher.arriving():  # a micro-batch waits for requests still being read or decoded
                 uploads = await _uploads(request, config)
+                received.set()
                 if len(uploads) > 1:
                     raise RequestError(422, f"{len(uploads)} files in one /v1/predict request; send them to "
                                             f"/v1/predict/batch")
                 pixels = await decode(*uploads[0])
             return await classify(pixels, min(topk, predictor.info.num_classes))
 
-        top = await within_timeout(work())
+        top = await within_timeout(work(), received)
         return {"model": model_name, "top": top, "time_ms": round(1000 * (time.perf_counter() - started), 2)}
 
     @app.post("/v1/predict/batch", summary="Classify several images", openapi_extra={"requestBody": BATCH_BODY})
     async def predict_batch(request: Request, topk: int = Query(5, ge=1, le=1000)):
         started = time.perf_counter()
         k = min(topk, predictor.info.num_classes)
+        received = asyncio.Event()
 
         async def work():
             decoded: list[np.ndarray | RequestError] = []
             with batcher.arriving():
                 uploads = await _uploads(request, config)
+                received.set()
                 for name, data in uploads:
                     try:
                         decoded.append(await decode(name, data))
@@ -241,10 +321,11 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
 
             return await asyncio.gather(*(one(name, item) for (name, _), item in zip(uploads, decoded)))
 
-        results = await within_timeout(work())
+        results = await within_timeout(work(), received)
         if all("error" in r for r in results):
+            status = max(r["status"] for r in results)
             return JSONResponse({"error": "none of the images could be read", "predictions": results},
-                                status_code=max(r["status"] for r in results))
+                                status_code=status, headers=RETRY_LATER if status == 503 else None)
         return {"model": model_name, "predictions": results,
                 "time_ms": round(1000 * (time.perf_counter() - started), 2)}
 
@@ -254,7 +335,7 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
     async def model_info():
         if not card:
             card.update(model_card(predictor, model_name))
-        return {**card, "server": {**asdict(config), "batches": batcher.stats.to_dict()}}
+        return {**card, "server": {**asdict(config), "batches": batcher.stats.to_dict(), "decoding": budget.to_dict()}}
 
     @app.get("/healthz", summary="Liveness")
     async def healthz():
@@ -281,4 +362,14 @@ def serve(model_path: str, config: ServeConfig) -> None:
     print(f"resnetlab serve: {card['arch']['name']}, {card['num_classes']} classes, {card['backend']} "
           f"{card['precision']} on {card['device']}, http://{config.host}:{config.port}/ (docs at /docs)", flush=True)
     app = create_app(predictor, config, Path(model_path).name)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_keep_alive=30)
+    uvicorn.Server(uvicorn_config(app, config)).run()
+
+
+def uvicorn_config(app: FastAPI, config: ServeConfig):
+    """How uvicorn runs `app`: our host and port, idle and header timeouts, and header size limit."""
+    import uvicorn
+
+    from .protocol import guarded_protocol
+
+    return uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
+                          http=guarded_protocol(config.header_timeout_s), timeout_keep_alive=KEEP_ALIVE_S)

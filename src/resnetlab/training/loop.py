@@ -349,15 +349,32 @@ class Trainer:
         if not math.isfinite(loss):
             self._diverged(f"the training loss became {loss}")
 
+    def _non_finite_tensors(self) -> list[str]:
+        """Names of the weights and buffers (BatchNorm statistics too) holding inf or NaN, EMA copy included."""
+        models = {"": self.model, "ema ": self.ema.module if self.ema is not None else None}
+        tensors = [(prefix + name, tensor) for prefix, model in models.items() if model is not None
+                   for name, tensor in model.state_dict().items() if tensor.is_floating_point()]
+        finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in tensors]).cpu()  # one sync
+        return [name for (name, _), ok in zip(tensors, finite.tolist()) if not ok]
+
     def _check_finite_weights(self) -> None:
-        """A step can leave inf/NaN weights behind a finite loss; never let them reach a checkpoint."""
-        if not torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all().item():
-            self._diverged("the weights became inf or NaN")
+        """A step can leave inf/NaN weights or BatchNorm statistics behind a finite loss; never let them reach a
+        checkpoint. All processes agree (their BatchNorm statistics differ), so none is left waiting."""
+        bad = self._non_finite_tensors()
+        if any_process(bool(bad), self.distributed, self.loader.device):
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            self._diverged(f"inf or NaN in {len(bad)} of the model's tensors ({shown})" if bad else
+                           "another process's weights became inf or NaN")
+
+    def _check_finite_validation(self, val: EvalResult | None) -> None:
+        bad = val is not None and not math.isfinite(val.loss)
+        if any_process(bad, self.distributed, self.loader.device):
+            self._diverged(f"the validation loss became {val.loss}" if bad else
+                           "another process's validation loss became inf or NaN")
 
     def _diverged(self, what: str) -> None:
-        where = "the last checkpoint (last.safetensors) is from before it" if self.checkpoint else ""
-        raise TrainingError(f"{what} by step {self.state.step}; lower lr (or raise warmup_epochs, or set "
-                            f"grad_clip) and train again. {where}".strip())
+        raise TrainingError(f"training diverged: {what} by step {self.state.step}; lower lr (or raise "
+                            f"warmup_epochs, or set grad_clip) and train again")
 
     def _checkpoint_due(self) -> bool:
         return self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
@@ -365,6 +382,7 @@ class Trainer:
     def _save_midway(self, sums: torch.Tensor, started: float) -> None:
         self.state.sums, self.state.seconds = sums.tolist(), time.perf_counter() - started
         self._check_finite(self.state.sums[0] / max(self.state.seen, 1))  # never checkpoint a diverged model
+        self._check_finite_weights()
         self.checkpoint(self)
         self._last_checkpoint = time.monotonic()
 
@@ -388,6 +406,7 @@ class Trainer:
             self._check_finite(totals[0] / seen)
         self._check_finite_weights()  # before the epoch's checkpoints are written
         val = self.validate()
+        self._check_finite_validation(val)
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
             train_top5=totals[2] / seen, val_loss=val.loss if val else None,

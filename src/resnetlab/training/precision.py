@@ -17,20 +17,34 @@ import torch
 from ..errors import ConfigError
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True when bf16 matrix products run clearly faster than fp32 on this CPU, by measurement.
-
-    CPUs with bf16 dot-product instructions (AVX-512 BF16, AMX) run them 3-4x faster; others only
-    emulate bf16 and gain nothing. Timing a 768x768 product both ways (about 0.1 s, once per process)
-    tells them apart on any CPU, where flag names and PyTorch's probes vary by version.
-    """
+def _onednn_has_bf16() -> bool:
+    """False when PyTorch's oneDNN says it has no bf16 kernels for this CPU (True when it cannot say)."""
     mkldnn_ops = getattr(torch.ops, "mkldnn", None)
     try:
-        if mkldnn_ops is not None and not mkldnn_ops._is_mkldnn_bf16_supported():
-            return False
+        return mkldnn_ops is None or bool(mkldnn_ops._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
-        pass
+        return True
+
+
+def _cpu_bf16_flags() -> bool | None:
+    """True/False where the CPU's feature flags answer whether it computes bf16 natively, else None.
+
+    x86: AVX-512 BF16 or AMX (what oneDNN's bf16 kernels use; without them bf16 is emulated and no faster).
+    Other CPUs (ARM's BF16 extension, Apple) are not reported through PyTorch, so their flags do not answer.
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    probes = [probe for probe in probes if probe is not None]
+    if not probes:  # a PyTorch without the probes (older than 2.3)
+        return None
+    return any(probe() for probe in probes)
+
+
+def _bf16_measures_faster() -> bool:
+    """Time a 768x768 product in fp32 and bf16 (about 0.1 s): True when bf16 is at least 1.5x faster."""
     a = torch.randn(768, 768, generator=torch.Generator().manual_seed(0))  # leaves the run's RNG alone
 
     def best_time(x: torch.Tensor) -> float:
@@ -43,6 +57,39 @@ def cpu_has_fast_bf16() -> bool:
         return min(times)
 
     return best_time(a) / best_time(a.bfloat16()) >= 1.5
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_choice() -> tuple[bool, str]:
+    """(use bf16 on this CPU, why), by a rule that gives the same answer in every process on this machine.
+
+    The CPU's feature flags decide where they answer (x86): a timing near its threshold once flipped between
+    the start and the resume of a run. Elsewhere a short measurement decides, and the run records the result
+    (config.yaml and every checkpoint), so a resumed run never decides again.
+    """
+    if not _onednn_has_bf16():
+        return False, "oneDNN has no bf16 kernels for this CPU"
+    flags = _cpu_bf16_flags()
+    if flags is not None:
+        return flags, "CPU has AVX-512 BF16/AMX" if flags else "CPU lacks AVX-512 BF16 and AMX"
+    fast = _bf16_measures_faster()
+    return fast, "bf16 matrix product measured " + ("at least" if fast else "less than") + " 1.5x faster"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU runs bf16 matrix products natively (see cpu_bf16_choice)."""
+    return cpu_bf16_choice()[0]
+
+
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """(the precision `precision=auto` means on `device`, why): decided once per run and recorded."""
+    if device.type == "cuda":
+        return ("bf16", "GPU supports bf16") if torch.cuda.is_bf16_supported() else \
+            ("fp16", "GPU lacks bf16: fp16 with loss scaling")
+    if device.type == "cpu":
+        fast, why = cpu_bf16_choice()
+        return ("bf16" if fast else "fp32"), why
+    return "fp32", f"no reduced precision on {device.type}"
 
 
 @dataclass(frozen=True)
@@ -79,12 +126,7 @@ def resolve_precision(name: str, channels_last: bool | None, device: torch.devic
     """
     kind = device.type
     if name == "auto":
-        if kind == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif kind == "cpu":
-            name = "bf16" if cpu_has_fast_bf16() else "fp32"
-        else:
-            name = "fp32"
+        name = auto_precision(device)[0]
     dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if name not in dtypes:
         raise ConfigError(f"unknown precision {name!r}; choose auto, fp32, bf16 or fp16")

@@ -3,7 +3,7 @@
 Each run gets its own folder `<project>/<name>/`: `config.yaml` (the resolved settings), `metrics.csv`,
 `curves.png`, `best.safetensors` (the model file with the best validation accuracy, EMA weights when
 on), `last.safetensors` (a training checkpoint: resume from it), `results.json`, TensorBoard events
-when tensorboard is installed, and `skipped.txt` when bad images were left out.
+when tensorboard is installed, and `skipped.txt` (JSON lines: path, reason) when bad images were left out.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, load_pretrained, save_model
-from ..config import Config, apply_overrides, changed_settings, load_config, save_config
+from ..checkpoint import load_model, load_pretrained, read_info, save_model
+from ..config import Config, apply_overrides, changed_settings, config_from_dict, flatten_settings, load_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader
@@ -30,14 +30,15 @@ from ..data.sources import load_dataset
 from ..data.stats import pixel_mean
 from ..data.stream import FileLoader
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, FileWriteError
 from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
 from ..predict import Inference
 from ..registry import create_model
 from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
-from .loop import EpochMetrics, History, Trainer
+from .loop import EpochMetrics, History, Trainer, TrainingError
 from .optim import class_weights
+from .precision import auto_precision, resolve_precision
 from .progress import make_progress
 from .state import restore_training
 from .writer import RunWriter
@@ -76,9 +77,13 @@ def make_run_dir(project: str | Path, name: str) -> Path:
 def load_run_data(config: Config) -> DatasetSplits:
     """The dataset a config names, with every data setting applied."""
     d = config.data
-    return load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, download=d.download,
+    data = load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, download=d.download,
                         img_size=d.img_size, channels=d.channels, on_bad_image=d.on_bad_image, in_memory=d.in_memory,
-                        workers=d.workers)
+                        workers=d.workers, verify=d.verify)
+    if data.notes.get("verify") == "off":  # config.yaml records verify: false as well
+        print(f"warning: verify=false: the {data.name} files in {data.notes.get('source')} were not checked against "
+              f"their published checksums; results may not match the official dataset's")
+    return data
 
 
 def build_train_loader(data: DatasetSplits, config: Config, device: torch.device,
@@ -127,11 +132,12 @@ def _write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
     """List the files on_bad_image=skip left out, with reasons, in the run folder and on the console."""
     if not skipped:
         return
-    lines = [f"{path}\t{reason}" for path, reason in skipped]
+    # one JSON object per line: a file name may hold a newline or a tab and still be one entry
+    lines = [json.dumps({"path": path, "reason": reason}, ensure_ascii=False) for path, reason in skipped]
     (run_dir / "skipped.txt").write_text("\n".join(lines) + "\n")
     print(f"warning: skipped {len(skipped)} bad image file(s), listed in {run_dir / 'skipped.txt'}:")
     for path, reason in skipped[:10]:
-        print(f"  {path}: {reason}")
+        print(f"  {path if path.isprintable() else repr(path)}: {reason}")
     if len(skipped) > 10:
         print(f"  ... and {len(skipped) - 10} more")
 
@@ -146,17 +152,69 @@ def resume_target(resume: str) -> tuple[Path, Path]:
     return checkpoint.parent, checkpoint
 
 
+def _settings_on_disk(path: Path) -> Config | None:
+    """The settings in a run's config.yaml; None when it is missing or empty (a write that never finished)."""
+    if not path.is_file() or not path.read_bytes().strip():
+        return None
+    return load_config(path)
+
+
+def saved_run_config(run_dir: Path, checkpoint: Path) -> Config:
+    """The settings a run trained with: the resolved config recorded in its checkpoint, which must agree with
+    the run's config.yaml (a checkpoint from before resnetlab recorded them: config.yaml alone)."""
+    recorded = read_info(checkpoint).training.get("config")
+    yaml_path = run_dir / "config.yaml"
+    on_disk = _settings_on_disk(yaml_path)
+    if recorded is None:
+        if on_disk is None:
+            raise ConfigError(f"resume: {checkpoint} records no settings and {yaml_path} is missing or empty; "
+                              f"start a new run")
+        return on_disk
+    saved = config_from_dict(recorded, f"the settings recorded in {checkpoint}")
+    if on_disk is None:
+        print(f"note: {yaml_path} is missing or empty; resuming with the settings recorded in {checkpoint.name}")
+        return saved
+    ignored = ("run.resume",)  # how the run is resumed, not what it trains
+    theirs, ours = flatten_settings(on_disk), flatten_settings(saved)
+    differ = [key for key in ours if key not in ignored and ours[key] != theirs.get(key)]
+    if differ:
+        shown = ", ".join(f"{key.split('.')[-1]}: {theirs.get(key)!r} there, {ours[key]!r} in the checkpoint"
+                          for key in differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+        raise ConfigError(f"resume: {yaml_path} disagrees with the settings recorded in {checkpoint.name} "
+                          f"({shown}); the checkpoint holds what the run trained with: delete or restore config.yaml, "
+                          f"and give settings to change as words (resume={run_dir} epochs=...)")
+    return saved
+
+
 def _resumed_config(config: Config, overrides: dict[str, Any]) -> Config:
     """The run's own saved settings, with the settings given now on top: those of `config` that differ from
     the defaults (a caller's prebuilt Config, e.g. with more epochs), then `overrides` (which also carry
     settings given at their default value)."""
-    run_dir, _ = resume_target(config.run.resume)
-    saved = load_config(run_dir / "config.yaml") if (run_dir / "config.yaml").is_file() else config
+    run_dir, checkpoint = resume_target(config.run.resume)
+    saved = saved_run_config(run_dir, checkpoint)
     given = {**changed_settings(config), **overrides}
     rest = {k: v for k, v in given.items() if k not in ("resume", "run.resume", "recipe", "run.recipe")}
     resumed = apply_overrides(saved, rest)
     resumed.run.resume = config.run.resume
     return resumed.validate()
+
+
+def resolve_auto_settings(config: Config, device: torch.device, distributed: Distributed | None) -> str:
+    """Replace every `auto` that changes the numbers (precision, memory layout, device) by what it means here,
+    so config.yaml and every checkpoint record it and a resumed run reuses it; return a line saying so.
+
+    Several processes take rank 0's choice (a measured one could differ between them)."""
+    t, r = config.train, config.run
+    why = ""
+    if t.precision == "auto":
+        name, why = auto_precision(device)
+        t.precision = broadcast_text(name, distributed)
+        why = f" (auto: {why})"
+    t.channels_last = resolve_precision(t.precision, t.channels_last, device).channels_last
+    if r.device == "auto":
+        r.device = device.type
+    return (f"device {r.device}, precision {t.precision}{why}, channels_last "
+            f"{'on' if t.channels_last else 'off'}, seed {r.seed}")
 
 
 def train(config: Config | None = None, *, display: str = "auto",
@@ -217,6 +275,7 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     shard = (distributed.rank, distributed.world) if distributed else (0, 1)
     loader = build_train_loader(data, config, device, shard)
     resolve_data_defaults(config, data)  # config.yaml records what was used, not "the dataset's default"
+    settings_line = resolve_auto_settings(config, device, distributed)  # before the Trainer reads them
     weights = class_weights(config.train, data.train.labels, len(data.class_names))
     trainer = Trainer(model, info, loader, config.train, val_data=data.val, class_weight=weights,
                       distributed=distributed, sync_bn=config.run.sync_bn)
@@ -229,9 +288,10 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     else:
         name = config.run.name or f"{config.model.name}-{Path(config.data.name).name}"
         run_dir = Path(broadcast_text(str(make_run_dir(config.run.project, name)) if main else None, distributed))
-    writer = RunWriter(run_dir, config) if main else None
+    writer = RunWriter(run_dir, config, resumed=bool(config.run.resume)) if main else None
     if writer is not None:
-        save_config(config, run_dir / "config.yaml")
+        if display != "none":
+            print(f"{'resuming' if config.run.resume else 'run'} {run_dir}: {settings_line}")
         if not config.run.resume:
             _write_skipped(run_dir, data.skipped)
             for note in notes:
@@ -245,6 +305,10 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     started = time.perf_counter()
     try:
         history = trainer.run()
+    except (TrainingError, FileWriteError) as exc:  # say what the run folder holds, which the loop does not know
+        if writer is None:
+            raise
+        raise type(exc)(f"{exc}. {writer.describe_checkpoints()}") from None
     finally:
         if writer is not None:
             writer.close()

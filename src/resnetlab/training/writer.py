@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import save_model
-from ..config import Config
+from ..atomic import atomic_write
+from ..checkpoint import read_info, save_model
+from ..config import Config, save_config
 from ..plots import training_curves
 from .loop import EpochMetrics, Trainer
 from .state import save_training
@@ -29,8 +31,13 @@ def _tensorboard(run_dir: Path) -> Any | None:
 class RunWriter:
     """Writes a run's files (rank 0 only): called after every epoch and for mid-epoch checkpoints."""
 
-    def __init__(self, run_dir: Path, config: Config):
+    def __init__(self, run_dir: Path, config: Config, *, resumed: bool = False):
         self.run_dir, self.config = run_dir, config
+        # config.yaml must agree with the settings in `last` (resume checks): a resumed run with new settings
+        # rewrites it only after its first checkpoint, a new run at once (there is no checkpoint yet)
+        self._config_pending = True
+        if not resumed:
+            self._write_config()
         self.csv_path = run_dir / "metrics.csv"
         self.tensorboard = _tensorboard(run_dir) if config.run.tensorboard else None
         for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write; the real files are intact
@@ -56,15 +63,32 @@ class RunWriter:
         """Write the training checkpoint `last.safetensors` (atomically)."""
         trainer.info.training = self._summary(trainer, trainer.history.rows[-1] if trainer.history.rows else None)
         save_training(self.last_path, trainer)
+        if self._config_pending:
+            self._write_config()
 
+    def _write_config(self) -> None:
+        save_config(self.config, self.run_dir / "config.yaml")
+        self._config_pending = False
+
+    def describe_checkpoints(self) -> str:
+        """What the run folder holds to go on from, in words (after a failure)."""
+        held = []
+        for path in (self.last_path, self.best_path):
+            if path.is_file():
+                training = read_info(path).training
+                when = f"after epoch {training['epoch']}, " if training.get("epoch") else ""
+                held.append(f"{path.name} ({when}step {training.get('step', '?')})")
+        if not held:
+            return f"{self.run_dir} holds no checkpoint: it failed before the first one was written"
+        return f"{self.run_dir} holds {' and '.join(held)}; resume={self.run_dir} goes on from last.safetensors"
     def epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        self._append_csv(metrics)
         if trainer.state.best_epoch == metrics.epoch:  # the loop decides what "best" is (early stopping uses it too)
             trainer.info.training = self._summary(trainer, metrics)
             if trainer.ema is not None:  # eval_model is the EMA model: the file says so (evaluate reports it)
                 trainer.info.training["weights"] = "ema"
             save_model(self.best_path, trainer.eval_model, trainer.info)
         self.save_last(trainer)
+        self._write_csv(trainer.history.rows)  # after `last`: the csv never holds an epoch the checkpoint lacks
         if self.tensorboard is not None:
             for key, value in metrics.as_row().items():
                 if key != "epoch" and value is not None:
@@ -73,14 +97,17 @@ class RunWriter:
         if self.config.run.plots:
             training_curves([row.as_row() for row in trainer.history.rows], self.run_dir / "curves.png")
 
-    def _append_csv(self, metrics: EpochMetrics) -> None:
-        row = metrics.as_row()
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    def _write_csv(self, rows: list[EpochMetrics]) -> None:
+        """Write metrics.csv from the history (the checkpoint's): a resumed run never repeats an epoch's row."""
+        if not rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].as_row()))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.as_row().items()})
+        text = buffer.getvalue()
+        atomic_write(self.csv_path, lambda tmp: tmp.write_text(text, newline=""))
 
     def close(self) -> None:
         if self.tensorboard is not None:
