@@ -78,7 +78,8 @@ def _params(names):
     return [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in names]
 
 
-@pytest.mark.parametrize("name", _params(resnetlab.list_models()))
+# preact_resnet1001 (23 s): the preact bottleneck is exported at depth 164 here, and 1,000+ layers by resnet1202
+@pytest.mark.parametrize("name", _params(n for n in resnetlab.list_models() if n != "preact_resnet1001"))
 def test_onnx_export_of_every_model_matches_pytorch_at_any_batch_size(name, tmp_path):
     model, info = _model_and_info(name)
     report = export_onnx(model, info, tmp_path / f"{name}.onnx")
@@ -99,7 +100,21 @@ def test_onnx_export_of_every_model_matches_pytorch_at_any_batch_size(name, tmp_
         np.testing.assert_allclose(logits, model(normalized).numpy(), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name", _params(resnetlab.list_models()))
+# Tracing does not depend on depth or width: these nets repeat the blocks of a twin that stays in the test
+# (their ONNX export is still checked above, but preact_resnet1001's). Together they took 130 s of the suite
+# on a Zen 3 host, where the suite ran past its 10-minute budget.
+SAME_BLOCKS_AS = {"resnet1202": "resnet110", "preact_resnet1001": "preact_resnet164", "resnet152": "resnet101",
+                  "resnext101_32x8d": "resnext50_32x4d", "resnext101_64x4d": "resnext50_32x4d",
+                  "wide_resnet101_2": "wide_resnet50_2"}
+
+
+def test_each_net_left_out_of_tracing_has_a_traced_twin_of_its_family():
+    for name, twin in SAME_BLOCKS_AS.items():
+        assert twin in resnetlab.list_models() and twin not in SAME_BLOCKS_AS
+        assert get_model_entry(name).family == get_model_entry(twin).family, (name, twin)
+
+
+@pytest.mark.parametrize("name", _params(n for n in resnetlab.list_models() if n not in SAME_BLOCKS_AS))
 def test_torchscript_export_of_every_model_matches_pytorch(name, tmp_path):
     model, info = _model_and_info(name)
     report = export_torchscript(model, info, tmp_path / f"{name}.pt")

@@ -127,7 +127,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         folder = report.write(args.out or default)
     result = report.result
     if args.json:
-        print(json.dumps({**report.summary(), "report": str(folder) if folder else None}))
+        # strict JSON: a class that was never predicted has a NaN precision
+        print(_json_text({**report.summary(), "report": str(folder) if folder else None}))
         return 0
     print(f"model: {args.model} ({report.weights} weights)\ndata:  {report.data}, {args.split} split, "
           f"{result.num_samples} images, TTA {args.tta}\nrun:   {report.extra['backend']} {args.precision}")
@@ -291,7 +292,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                              workers=None if args.workers is None else _count("workers", args.workers, 0),
                              verify=coerce("verify", args.verify, bool))
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(_json_text(report.to_dict(), indent=2))
         return 0
     totals = ", ".join(f"{split} {sum(c):,}" for split, c in report.counts.items())
     print(f"{report.source}: {len(report.class_names)} classes; {totals} images")
