@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import __version__
+from .data.dataset import MAX_CLASSES  # the bound on class counts, for datasets and model files alike
 from .errors import ModelFileError
 from .registry import ArchSpec
 
@@ -20,7 +21,6 @@ INTERPOLATIONS = ("nearest", "box", "bilinear", "bicubic", "lanczos")
 MAX_CHANNELS = 4  # image files are 1 or 3 channels, arrays 1 to 4 (data.arrays)
 MAX_SIDE = 4096  # pixels a side of input_size
 MIN_CROP_PCT = 0.25  # files are resized to side / crop_pct: at most 4x (torchvision's ImageNet 0.875)
-MAX_CLASSES = 100_000  # ImageNet-21k has 21,841
 MAX_DEPTH = 32  # levels of JSON nesting; a resolved training config is a few deep
 REQUIRED = ("arch", "class_names", "input_size", "mean", "std")
 

@@ -10,8 +10,7 @@ import pytest
 
 import resnetlab.data.cifar as cifar
 from resnetlab.data import load_dataset
-from resnetlab.data.download import md5sum
-from resnetlab.data.verify import file_digest
+from resnetlab.data.download import file_digest
 from resnetlab.errors import DataError
 
 from shared import shared
@@ -116,7 +115,7 @@ def test_download_verify_extract_from_a_mirror(tmp_path, monkeypatch):
     with tarfile.open(mirror / "cifar-10-binary.tar.gz", "w:gz") as tar:
         tar.add(staging / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
     archives = {**cifar.ARCHIVES, "cifar10": dict(cifar.ARCHIVES["cifar10"])}
-    archives["cifar10"]["binary"] = ("cifar-10-binary.tar.gz", md5sum(mirror / "cifar-10-binary.tar.gz"),
+    archives["cifar10"]["binary"] = ("cifar-10-binary.tar.gz", file_digest(mirror / "cifar-10-binary.tar.gz"),
                                      "cifar-10-batches-bin")
     monkeypatch.setattr(cifar, "ARCHIVES", archives)
     fakes = {file.name: file_digest(file, "sha1") for file in (staging / "cifar-10-batches-bin").glob("*_batch*.bin")}

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from resnetlab.data.download import Resource, cache_dir, ensure_resource, extract_tar, md5sum
+from resnetlab.data.download import Resource, cache_dir, ensure_resource, extract_tar, file_digest
 from resnetlab.errors import DataError
 
 
@@ -75,7 +75,7 @@ def test_mirror_is_tried_first(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNETLAB_MIRROR", str(mirror))
     resource = Resource("x.bin", ("https://example.invalid/x.bin",), _md5(b"from the mirror"))
     assert ensure_resource(resource, tmp_path / "dest").read_bytes() == b"from the mirror"
-    assert md5sum(tmp_path / "dest" / "x.bin") == resource.md5
+    assert file_digest(tmp_path / "dest" / "x.bin") == resource.md5
 
 
 def test_extract_tar_refuses_paths_outside_the_folder(tmp_path):

@@ -566,3 +566,13 @@ def test_an_unreadable_pth_says_permission_denied(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", _denied)
     with pytest.raises(ModelFileError, match="cannot read .*w.pth: permission denied"):
         import_weights(tmp_path / "w.pth", "resnet20", tmp_path / "out.safetensors")
+
+
+def test_evaluate_json_is_strict_when_a_metric_is_nan(digits_run, capsys, monkeypatch):
+    from resnetlab.report import EvaluationReport
+
+    summary = EvaluationReport.summary
+    # a class the model never predicts has no precision: scikit-learn gives NaN when asked not to warn
+    monkeypatch.setattr(EvaluationReport, "summary", lambda self: {**summary(self), "precision_3": float("nan")})
+    assert main(["evaluate", str(digits_run.best_path), "--json", "--no-report"]) == 0
+    assert _strict_json(capsys.readouterr().out)["precision_3"] is None

@@ -25,7 +25,7 @@ from PIL import Image
 
 from resnetlab import ModelInfo, create_model
 from resnetlab.cli import main
-from resnetlab.data.images import read_for_model
+from resnetlab.data.images import load_image, read_for_model
 from resnetlab.errors import ConfigError
 from resnetlab.predict import Predictor
 from resnetlab.serve import ServeConfig, create_app
@@ -132,8 +132,8 @@ def test_a_lone_image_larger_than_the_budget_is_still_decoded(server):
 def test_a_large_jpeg_is_decoded_at_reduced_size_for_a_small_model(server):
     photo = _photo_jpeg(2400, 1600)
     plan = plan_decode(photo, (3, 32, 32), 1.0, 40_000_000)
-    assert plan.reduced is not None and plan.reduced.size == (300, 200)  # 1/8: still 2x the 32 px needed
-    assert plan.pixels == 300 * 200
+    assert plan.draft == (64, 64) and plan.pixels == 300 * 200  # 1/8: still 2x the 32 px needed
+    assert load_image(photo, 3, draft=plan.draft).size == (300, 200)  # what is decoded is what was held
     budget = PixelBudget(1_000_000)
     pixels = decode_upload(photo, "photo.jpg", plan, budget, (3, 32, 32), "bilinear", 1.0, 40_000_000)
     assert budget.peak == 300 * 200 and budget.in_flight == 0
@@ -141,9 +141,9 @@ def test_a_large_jpeg_is_decoded_at_reduced_size_for_a_small_model(server):
     assert pixels.shape == full.shape == (3, 32, 32)
     assert np.abs(pixels.astype(int) - full).mean() < 2  # what the model sees barely changes
     # a 224 px model with a 0.875 crop resizes the short side to 256: 1/2 scale (800 >= 2 x 256)
-    assert plan_decode(photo, (3, 224, 224), 0.875, 40_000_000).reduced.size == (1200, 800)
+    assert plan_decode(photo, (3, 224, 224), 0.875, 40_000_000).pixels == 1200 * 800
     png = plan_decode(_png((600, 400)), (3, 32, 32), 1.0, 40_000_000)
-    assert png.reduced is None and png.pixels == 600 * 400  # PNG cannot be decoded smaller: held in full
+    assert png.draft is None and png.pixels == 600 * 400  # PNG cannot be decoded smaller: held in full
     assert httpx.post(f"{server}/v1/predict", content=photo, timeout=30).status_code == 200
 
 

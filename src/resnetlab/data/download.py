@@ -42,8 +42,9 @@ def cache_dir() -> Path:
     return base / "resnetlab"
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes (read in CHUNK-sized blocks: constant memory)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
@@ -76,7 +77,7 @@ def ensure_resource(resource: Resource, folder: Path, *, download: bool = True, 
     """
     path = folder / resource.filename
     if path.is_file():
-        if not verify or md5sum(path) == resource.md5:
+        if not verify or file_digest(path) == resource.md5:
             return path
         bad = path.with_name(path.name + ".corrupt")
         os.replace(path, bad)  # keep it for inspection, never use it
@@ -93,7 +94,7 @@ def ensure_resource(resource: Resource, folder: Path, *, download: bool = True, 
         except (urllib.error.URLError, OSError, ValueError) as exc:
             failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
             continue
-        digest = md5sum(path)
+        digest = file_digest(path)
         if digest == resource.md5:
             return path
         path.unlink()

@@ -75,8 +75,12 @@ def _prepare(image: Image.Image, channels: int) -> Image.Image:
 
 
 def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None = None,
-               max_pixels: int | None = None) -> Image.Image:
+               max_pixels: int | None = None, draft: tuple[int, int] | None = None) -> Image.Image:
     """Open an image (a file, or its bytes) as "L" (channels=1) or "RGB" (channels=3), upright per EXIF.
+
+    `draft` (width, height): decode a JPEG at the smallest of 1/2, 1/4, 1/8 scale still at least this
+    large (libjpeg's DCT scaling, Pillow's `draft`); other formats ignore it. `max_pixels` bounds the
+    full size either way.
 
     Raises BadImageError naming the file (or `name` for bytes) for missing, empty, truncated,
     non-image or oversized (over `max_pixels`, width x height; default MAX_PIXELS) images.
@@ -100,6 +104,8 @@ def load_image(path: str | Path | bytes, channels: int = 3, *, name: str | None 
                 if opened.width * opened.height > max_pixels:
                     raise BadImageError(f"{label}: {opened.width}x{opened.height} pixels exceeds the limit of "
                                         f"{max_pixels:,} (a decompression bomb?)", "too_large")
+                if draft is not None:
+                    opened.draft(None, draft)
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
     except BadImageError:
@@ -138,13 +144,15 @@ def resize_for_model(image: Image.Image, size: tuple[int, int], interpolation: s
 
 
 def read_for_model(source: str | Path | bytes, input_size: tuple[int, int, int], interpolation: str = "bilinear",
-                   crop_pct: float = 1.0, *, name: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+                   crop_pct: float = 1.0, *, name: str | None = None, max_pixels: int | None = None,
+                   draft: tuple[int, int] | None = None) -> np.ndarray:
     """An image file (or its bytes) as a model's evaluation transform sees it: uint8 [C, H, W].
 
     The one place predict, evaluate, explain, serve and the file loaders turn a file into model input.
+    `draft`: see load_image.
     """
     channels, height, width = input_size
-    image = load_image(source, channels, name=name, max_pixels=max_pixels)
+    image = load_image(source, channels, name=name, max_pixels=max_pixels, draft=draft)
     return image_to_array(resize_for_model(image, (height, width), interpolation, crop_pct))
 
 

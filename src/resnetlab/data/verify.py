@@ -11,25 +11,15 @@ re-encoded CIFAR-10); the run then says so.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 
 from ..atomic import atomic_write
 from ..errors import DataError
-from .download import CHUNK, cache_dir
+from .download import cache_dir, file_digest
 
 ALGORITHMS = {32: "md5", 40: "sha1"}  # hex length of a published digest -> its algorithm
 CACHE_VERSION = 1
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file's bytes (read in CHUNK-sized blocks: constant memory)."""
-    digest = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cache_file() -> Path:

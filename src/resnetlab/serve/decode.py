@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from ..data.images import BadImageError, image_to_array, read_for_model, resize_for_model
+from ..data.images import read_for_model
 
 REDUCING_GAP = 2.0  # decode at least this many times the size the resize needs (Pillow's thumbnail default)
 
@@ -68,7 +68,7 @@ class PixelBudget:
 @dataclass
 class DecodePlan:
     pixels: int  # width x height as it will be decoded; 0 when decoding fails before any pixel (not an image)
-    reduced: Image.Image | None = None  # opened with a reduced-size draft, not yet decoded; None: decode as usual
+    draft: tuple[int, int] | None = None  # the size to decode a JPEG down to (load_image's draft); None: full size
 
 
 def plan_decode(data: bytes, input_size: tuple[int, int, int], crop_pct: float, max_pixels: int) -> DecodePlan:
@@ -79,28 +79,16 @@ def plan_decode(data: bytes, input_size: tuple[int, int, int], crop_pct: float, 
             image = Image.open(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - unreadable: read_for_model says why, before decoding anything
         return DecodePlan(0)
-    width, height = image.size
-    if width * height > max_pixels or input_size[0] not in (1, 3):
-        return DecodePlan(0)  # refused from the header (413), or by the channel check, before decoding
-    # the short side the resize needs, whatever the orientation (EXIF) and crop (resize_for_model)
-    needed = math.ceil(max(input_size[1:]) / min(crop_pct, 1.0) * REDUCING_GAP)
-    image.draft(None, (needed, needed))  # a no-op for formats without reduced decoding
-    if image.size == (width, height):
-        return DecodePlan(width * height)
-    return DecodePlan(image.width * image.height, image)
-
-
-def _decode_reduced(image: Image.Image, name: str, input_size: tuple[int, int, int], interpolation: str,
-                    crop_pct: float) -> np.ndarray:
-    """A drafted JPEG as read_for_model would give it (upright per EXIF, "L" or "RGB"), uint8 [C, H, W]."""
-    try:
-        with image:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(f"{name}: truncated or corrupt image ({exc})") from None
-    converted = upright.convert("L" if input_size[0] == 1 else "RGB")
-    return image_to_array(resize_for_model(converted, input_size[1:], interpolation, crop_pct))
+    with image:
+        width, height = image.size
+        if width * height > max_pixels or input_size[0] not in (1, 3):
+            return DecodePlan(0)  # refused from the header (413), or by the channel check, before decoding
+        # the short side the resize needs, whatever the orientation (EXIF) and crop (resize_for_model)
+        needed = math.ceil(max(input_size[1:]) / min(crop_pct, 1.0) * REDUCING_GAP)
+        image.draft(None, (needed, needed))  # a no-op for formats without reduced decoding; reads no pixel
+        if image.size == (width, height):
+            return DecodePlan(width * height)
+        return DecodePlan(image.width * image.height, (needed, needed))
 
 
 def decode_upload(data: bytes, name: str, plan: DecodePlan, budget: PixelBudget, input_size: tuple[int, int, int],
@@ -110,6 +98,5 @@ def decode_upload(data: bytes, name: str, plan: DecodePlan, budget: PixelBudget,
     Raises DecodeBusy when the budget cannot hold it, BadImageError for an image that cannot be used.
     """
     with budget.hold(plan.pixels):
-        if plan.reduced is not None:
-            return _decode_reduced(plan.reduced, name, input_size, interpolation, crop_pct)
-        return read_for_model(data, input_size, interpolation, crop_pct, name=name, max_pixels=max_pixels)
+        return read_for_model(data, input_size, interpolation, crop_pct, name=name, max_pixels=max_pixels,
+                              draft=plan.draft)
