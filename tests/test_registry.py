@@ -54,7 +54,7 @@ def test_create_model_records_arch_and_validates():
     assert model.arch.to_dict() == {"name": "resnet20", "num_classes": 100, "in_chans": 1,
                                     "options": {"shortcut": "B"}}
     with pytest.raises(ConfigError, match="num_classes"):
-        resnetlab.create_model("resnet20", num_classes=0)
+        resnetlab.create_model("resnet20", num_classes=-1)
     with pytest.raises(ValueError, match="unknown shortcut 'C'"):
         resnetlab.create_model("resnet20", shortcut="C")
     with pytest.raises(ValueError, match="unknown stem"):

@@ -2,6 +2,7 @@
 
     import resnetlab
     model = resnetlab.create_model("resnet50", num_classes=10)
+    model = resnetlab.create_model("resnet50", weights="IMAGENET1K_V2")   # resnetlab.list_weights("resnet50")
     clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(32, 32, 3))
     result = resnetlab.train(model="resnet20", data="digits", epochs=30)
 """
@@ -21,10 +22,11 @@ from .predict import Predictor  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
 from .report import EvaluationReport, evaluate  # noqa: E402
 from .training import History, TrainResult, fit, train  # noqa: E402
+from .weights import list_weights, pretrained_model  # noqa: E402
 
 __all__ = [
     "Classifier", "Config", "ConfigError", "DataError", "EvalResult", "EvaluationReport", "History", "ModelFileError",
     "ModelInfo", "Predictor", "TrainResult", "UserError", "__version__", "create_model", "evaluate", "evaluate_model",
-    "fit", "grad_cam", "list_models", "load", "load_config", "load_dataset", "load_model", "read_info",
-    "register_model", "save_model", "train",
+    "fit", "grad_cam", "list_models", "list_weights", "load", "load_config", "load_dataset", "load_model",
+    "pretrained_model", "read_info", "register_model", "save_model", "train",
 ]

@@ -29,6 +29,8 @@ from torch import nn
 from .atomic import atomic_write
 from .errors import ModelFileError, UserError
 from .info import ModelInfo
+from .models.base import ImageClassifier
+from .models.layers import adapt_input_conv
 from .registry import create_model
 
 META_KEY = "resnetlab"
@@ -504,8 +506,6 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 
 # --- starting from other weights ----------------------------------------------------------------
 
-HEAD_KEYS = ("fc.weight", "fc.bias")
-
 
 def _load_weights_only(path: Path) -> Any:
     """torch.load(weights_only=True), also allowing argparse.Namespace: torchvision's reference training
@@ -578,29 +578,53 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
-    """Initialize `model` from another model's weights (resnetlab, torchvision or timm names).
+def load_pretrained(model: ImageClassifier, path: str | Path) -> list[str]:
+    """Initialize `model` from another model's weights (resnetlab, torchvision or timm names): `read_state_dict`
+    then `load_adapted`. Returns notes on what was adapted."""
+    return load_adapted(model, read_state_dict(path), path)
 
-    A classifier of another class count is left freshly initialized; a 3-channel first convolution
-    feeding a 1-channel model is summed over its input channels (timm's rule). Anything else that does
-    not fit raises ModelFileError listing the keys. Returns notes on what was adapted.
+
+def load_adapted(model: ImageClassifier, tensors: dict[str, torch.Tensor], source: Path | str) -> list[str]:
+    """Load another model's `tensors` into `model` (strict), adapting its classifier and first convolution.
+
+    A classifier of another class count is left freshly initialized; a model without one (num_classes=0)
+    drops the source's. A first convolution of other input channels is adapted (`adapt_input_conv`: 3 -> 1
+    sums over RGB, as timm). Anything else that does not fit raises ModelFileError listing the keys (naming
+    `source`). Returns notes on what was adapted.
     """
-    path = Path(path)
-    tensors = read_state_dict(path)
-    expected = model.state_dict()
-    notes = []
-    if any(k in tensors and k in expected and tensors[k].shape != expected[k].shape for k in HEAD_KEYS):
-        old = tensors["fc.weight"].shape[0] if "fc.weight" in tensors else "?"
-        notes.append(f"classifier replaced: {old} -> {expected['fc.weight'].shape[0]} classes")
-        for key in HEAD_KEYS:
+    source = Path(source)
+    tensors, expected, notes = dict(tensors), model.state_dict(), []
+    head_keys = [f"{model.classifier_name}.{kind}" for kind in ("weight", "bias")]
+    if model.num_classes == 0:
+        if any(key in tensors for key in head_keys):
+            notes.append("classifier removed: pooled features")
+        for key in head_keys:
             tensors.pop(key, None)
-    first = "conv1.weight"
-    grayscale = first in tensors and first in expected and expected[first].shape[1] == 1
-    if grayscale and tensors[first].shape[1] == 3:
-        tensors[first] = tensors[first].sum(dim=1, keepdim=True)
-        notes.append("first convolution summed over its 3 input channels for 1-channel input")
-    for key in HEAD_KEYS:  # a replaced classifier keeps the model's fresh initialization
+    elif any(k in tensors and k in expected and tensors[k].shape != expected[k].shape for k in head_keys):
+        old = tensors[head_keys[0]].shape[0] if head_keys[0] in tensors else "?"
+        notes.append(f"classifier replaced: {old} -> {model.num_classes} classes")
+        for key in head_keys:
+            tensors.pop(key, None)
+    note = _adapt_first_conv(tensors, f"{model.first_conv_name}.weight", model.in_chans)
+    notes += [note] if note else []
+    for key in head_keys:  # a replaced classifier keeps the model's fresh initialization
         if key in expected and key not in tensors:
             tensors[key] = expected[key]
-    model.load_state_dict(check_tensors(path, model, tensors), strict=True)
+    model.load_state_dict(check_tensors(source, model, tensors), strict=True)
     return notes
+
+
+def _adapt_first_conv(tensors: dict[str, torch.Tensor], key: str, in_chans: int) -> str | None:
+    """Adapt tensors[key], a first convolution's weight, to `in_chans` input channels in place where the
+    rule applies (otherwise the strict load reports the mismatch); a note on what was done, or None."""
+    weight = tensors.get(key)
+    if weight is None or weight.ndim != 4 or weight.shape[1] == in_chans:
+        return None
+    sources = weight.shape[1]
+    if in_chans != 1 and sources not in (1, 3):
+        return None
+    tensors[key] = adapt_input_conv(in_chans, weight)
+    if in_chans == 1:
+        return f"first convolution summed over its {sources} input channels for 1-channel input"
+    return (f"first convolution repeated from {sources} to {in_chans} input channels "
+            f"and scaled by {sources}/{in_chans}")

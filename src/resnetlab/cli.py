@@ -109,18 +109,44 @@ def _key_values(words: list[str], allowed: dict[str, str], namespace: argparse.N
         setattr(namespace, allowed[key], value)
 
 
+def _split_model(args: argparse.Namespace, words: list[str]) -> list[str]:
+    """Set args.model and args.weights from `model=`/`weights=` words (anywhere) or the first plain word (a
+    model file); return the other words. `predict cat.jpg model=resnet50 weights=DEFAULT` and
+    `predict run/best.safetensors cat.jpg` both work."""
+    rest, model = [], None
+    for word in words:
+        key, sep, value = word.partition("=")
+        key = key.strip().replace("-", "_")
+        if sep and key == "model":
+            model = value
+        elif sep and key == "weights":
+            args.weights = value
+        else:
+            rest.append(word)
+    if model is None:
+        plain = [w for w in rest if "=" not in w]
+        if not plain:
+            raise ConfigError("give a model file, or model=ARCH weights=NAME (`resnetlab weights` lists the names)")
+        model = plain[0]
+        rest.remove(model)
+    args.model = model
+    return rest
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate
 
+    args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
                              "batch_size": "batch_size", "workers": "workers", "tta": "tta", "out": "out",
-                             "ema": "ema", "backend": "backend", "precision": "precision"}, args)
+                             "ema": "ema", "backend": "backend", "precision": "precision", "verify": "verify"}, args)
     from .config import coerce
 
     report = evaluate(args.model, args.data, split=args.split, data_dir=args.data_dir, tta=args.tta,
                       batch_size=_count("batch_size", args.batch_size, 1), device=args.device,
                       workers=None if args.workers is None else _count("workers", args.workers, 0),
-                      ema=coerce("ema", args.ema, bool), backend=args.backend, precision=args.precision)
+                      ema=coerce("ema", args.ema, bool), backend=args.backend, precision=args.precision,
+                      weights=args.weights, verify=None if args.verify is None else coerce("verify", args.verify, bool))
     folder = None
     if not args.no_report:
         default = Path(args.model).parent / f"eval-{Path(report.data).name}-{args.split}"
@@ -182,9 +208,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .predict import Predictor, expand_paths
 
+    images = _split_model(args, [args.model, *args.images])
+    if not images:
+        raise ConfigError("give the image files, folders or globs to predict")
     predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1),
-                                    backend=args.backend, precision=args.precision)
-    paths = expand_paths(args.images)
+                                    backend=args.backend, precision=args.precision, weights=args.weights)
+    paths = expand_paths(images)
     predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=args.workers)
     failures = [p for p in predictions if p.error]
     if args.json:
@@ -217,13 +246,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if len(failures) == len(predictions) else 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .embed import embed_files
+    from .predict import Predictor
+
+    words = _split_model(args, [args.model, *args.images])
+    images = [w for w in words if "=" not in w]
+    _key_values([w for w in words if "=" in w], {"out": "out", "batch_size": "batch_size", "workers": "workers",
+                                                  "device": "device"}, args)
+    if not images:
+        raise ConfigError("give the image files, folders or globs to embed")
+    predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1),
+                                    weights=args.weights)
+    workers = None if args.workers is None else _count("workers", args.workers, 0)
+    result = embed_files(predictor, images, workers=workers)
+    out = result.save(args.out)
+    labelled = f", labels of {len(result.class_names)} class folders" if result.labels is not None else ""
+    print(f"wrote {out}: {result.features.shape[0]} x {result.features.shape[1]} features{labelled}")
+    for path, reason in result.failed:
+        print(f"error: {path}: {reason}", file=sys.stderr)
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain_files
     from .predict import Predictor, expand_paths
 
-    predictor = Predictor.from_file(args.model, device=args.device)
+    images = _split_model(args, [args.model, *args.images])
+    if not images:
+        raise ConfigError("give the image files, folders or globs to explain")
+    predictor = Predictor.from_file(args.model, device=args.device, weights=args.weights)
     out = Path(args.out) if args.out else Path(args.model).parent / "explain"
-    results = explain_files(predictor, expand_paths(args.images), out, class_name=args.class_name)
+    results = explain_files(predictor, expand_paths(images), out, class_name=args.class_name)
     table = Table(title=f"Grad-CAM of {Path(args.model).name} (heat maps in {out})")
     for column in ("image", "explained class", "probability", "predicted", "heat map"):
         table.add_column(column)
@@ -267,6 +321,43 @@ def cmd_models(args: argparse.Namespace) -> int:
     console.print(table)
     console.print("Parameters at each model's default class count. FLOPs count a multiply-add as 2; "
                   "torchvision's tables quote multiply-adds (GMACs).")
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .weights import cached_path, weights_entries
+
+    entries = weights_entries(args.pattern or "*", source=args.source)
+    if not entries:
+        sources = sorted({e.source for e in weights_entries()})
+        raise ConfigError(f"no weights match {args.pattern or '*'!r}"
+                          + (f" from {args.source!r} (sources: {', '.join(sources)})" if args.source else "")
+                          + "; `resnetlab weights` lists all")
+    rows = []
+    for e in entries:
+        rows.append({"model": e.arch, "weights": e.name, "default": e.default, "source": e.source,
+                     "acc@1": e.metrics.get("acc@1"), "acc@5": e.metrics.get("acc@5"), "classes": e.classes,
+                     "params": e.num_params, "size_mb": e.file_size_mb,
+                     "input": f"{e.input_size[1]}", "resize": e.resize if e.crop_pct < 1 else None,
+                     "interpolation": e.interpolation, "license": e.license, "url": e.url,
+                     "cached": cached_path(e) is not None})
+    if args.json:
+        print(_json_text(rows, indent=2))
+        return 0
+    table = Table(title="pretrained weights (weights=NAME with model=MODEL)")
+    for column, justify in (("model", "left"), ("weights", "left"), ("source", "left"), ("acc@1", "right"),
+                            ("acc@5", "right"), ("data", "left"), ("params", "right"), ("MB", "right"),
+                            ("eval input", "right"), ("cached", "left")):
+        table.add_column(column, justify=justify, no_wrap=column in ("model", "weights"))
+    for row in rows:
+        size = row["input"] if row["resize"] is None else f"{row['resize']}->{row['input']} {row['interpolation']}"
+        table.add_row(row["model"], row["weights"] + (" (DEFAULT)" if row["default"] else ""), row["source"],
+                      "" if row["acc@1"] is None else f"{row['acc@1']:.2f}",
+                      "" if row["acc@5"] is None else f"{row['acc@5']:.2f}", row["classes"], f"{row['params']:,}",
+                      "" if row["size_mb"] is None else f"{row['size_mb']:.1f}", size, "yes" if row["cached"] else "")
+    console.print(table)
+    console.print("Accuracy in percent as published (`--json` gives the source, URL and license). Files are fetched "
+                  "on first use into torch.hub's cache; RESNETLAB_MIRROR and RESNETLAB_OFFLINE=1 as for datasets.")
     return 0
 
 
@@ -328,6 +419,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {"format": "format", "out": "out", "opset": "opset", "normalize": "normalize",
                              "exporter": "exporter"}, args)
     from .export import export_file
@@ -338,7 +430,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = {} if args.format == "torchvision" else {"normalize": args.normalize or "baked"}
     if args.format == "onnx":
         options.update(opset=_count("opset", args.opset, 17), exporter=args.exporter)
-    report = export_file(args.model, args.format, args.out, **options)
+    report = export_file(args.model, args.format, args.out, weights=args.weights, **options)
     print(f"wrote {report.summary()}")
     if args.format == "torchvision":
         print("a plain state dict: torchvision/timm load it with strict=True (torch.load weights_only=True); "
@@ -373,6 +465,7 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = ("host", "port", "backend", "precision", "device", "max_batch_size", "max_wait_ms", "max_body_mb",
                 "max_pixels", "max_files", "max_decode_mpix", "timeout_s", "header_timeout_s", "stall_timeout_s")
+    args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {key: key for key in settings}, args)
     try:
         from .serve import ServeConfig, serve
@@ -386,7 +479,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     types = get_type_hints(ServeConfig)
     given = {key: coerce(key, getattr(args, key), types[key]) for key in settings if getattr(args, key) is not None}
     config = ServeConfig(**given)  # checks every range: port=70000 or timeout_s=nan stop here, not in uvicorn
-    serve(args.model, config)
+    serve(args.model, config, weights=args.weights)
     return 0
 
 
@@ -394,6 +487,12 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto",
                    help="auto (fastest fp32 on this machine, measured once) | torch | onnxruntime | openvino")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (reduced precision only when asked)")
+
+
+def _weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None,
+                   help="with an architecture as the model: published weights (DEFAULT, IMAGENET1K_V2, "
+                        "timm:resnet50.a1_in1k, hf-hub:ORG/NAME; `resnetlab weights` lists them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,8 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("evaluate", help="accuracy, top-5, loss and per-class accuracy of a model file on a dataset")
-    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
     p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR tta=flip out=DIR ...")
+    _weights_option(p)
+    p.add_argument("--verify", default=None, help="false: accept dataset files that are not the official bytes")
     p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
     p.add_argument("--split", default="test", help="train | val | test")
     p.add_argument("--data-dir", dest="data_dir", default=None)
@@ -431,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="top-k classes for image files, folders (recursive) and globs")
-    p.add_argument("model", help="model file (.safetensors or .h5)")
-    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF), folders or globs")
+    p.add_argument("model", help="model file (.safetensors or .h5), or model=ARCH weights=NAME anywhere")
+    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF), folders or globs")
+    _weights_option(p)
     p.add_argument("--topk", "-k", default=5)
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print predictions as JSON")
@@ -444,16 +546,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", help="Grad-CAM heat maps: where the evidence for the class is")
-    p.add_argument("model", help="model file (.safetensors or .h5)")
-    p.add_argument("images", nargs="+", help="image files, folders or globs")
+    p.add_argument("model", help="model file (.safetensors or .h5), or model=ARCH weights=NAME anywhere")
+    p.add_argument("images", nargs="*", help="image files, folders or globs")
+    _weights_option(p)
     p.add_argument("--class", dest="class_name", default=None, help="explain this class (default: the predicted one)")
     p.add_argument("--out", default=None, help="folder for the PNG overlays (default: next to the model, explain/)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_explain)
 
+    p = sub.add_parser("embed", help="pooled features of image files -> .npz (retrieval, linear probes)")
+    p.add_argument("model", help="model file, or model=ARCH weights=NAME anywhere")
+    p.add_argument("images", nargs="*", help="image files, folders (class subfolders give labels) or globs")
+    _weights_option(p)
+    p.add_argument("--out", default="features.npz", help="output .npz (features, paths, labels, class_names)")
+    p.add_argument("--batch-size", dest="batch_size", default=64)
+    p.add_argument("--workers", default=None, help="decoding processes (default: one per core)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_embed)
+
     p = sub.add_parser("export", help="ONNX or TorchScript file verified against PyTorch, or a torchvision state dict")
-    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
     p.add_argument("extra", nargs="*", help="format=onnx|torchscript|torchvision out=FILE opset=17 normalize=baked")
+    _weights_option(p)
     p.add_argument("--format", default="onnx", help="onnx | torchscript | torchvision (.pth state dict)")
     p.add_argument("--out", default=None, help="output file (default: the model's name with .onnx/.pt/.pth)")
     p.add_argument("--opset", default=17, help="ONNX opset (17 or newer)")
@@ -473,8 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import_weights)
 
     p = sub.add_parser("serve", help="HTTP server with a web page: POST /v1/predict, /v1/predict/batch")
-    p.add_argument("model", help="model file (.safetensors or .h5)")
+    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
     p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=2 ...")
+    _weights_option(p)
     # no defaults here: ServeConfig holds them (and checks every value)
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", default=None, help="0..65535, 0: any free port (default 8000)")
@@ -499,6 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default=None, help="imagenet | cifar | plain | preact | wide | baseline")
     p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (faster)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("weights", help="list the pretrained weights `weights=` accepts, and whether each is cached")
+    p.add_argument("pattern", nargs="?", help="shell-style filter on the model or name, e.g. 'resnet5*'")
+    p.add_argument("--source", default=None, help="torchvision | timm | akamaster | chenyaofo")
+    p.add_argument("--json", action="store_true", help="print the list as JSON (with URL, license, metrics)")
+    p.set_defaults(func=cmd_weights)
 
     p = sub.add_parser("datasets", help="list the datasets `data=` accepts")
     p.set_defaults(func=cmd_datasets)

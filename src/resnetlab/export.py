@@ -46,25 +46,17 @@ def fold_batchnorm(model: nn.Module, *, copy_first: bool = True) -> nn.Module:
     """`model` (a copy unless copy_first=False) in eval mode with every conv -> BatchNorm pair merged
     into one convolution.
 
-    Pre-activation blocks (BatchNorm -> ReLU -> conv) cannot be folded and are left as they are.
+    The pairs are what the model and its blocks declare (`fold_pairs()`); pre-activation blocks
+    (BatchNorm -> ReLU -> conv) declare only the pairs that exist and keep their other norms.
     """
     folded = (copy.deepcopy(model) if copy_first else model).eval()
+    place = {id(child): (parent, name) for parent in folded.modules() for name, child in parent.named_children()}
+    pairs = [pair for module in folded.modules() if hasattr(module, "fold_pairs") for pair in module.fold_pairs()]
     with torch.no_grad():
-        for module in folded.modules():
-            pairs = [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
-            if getattr(module, "preact", False) and not hasattr(module, "stem_norm"):
-                pairs = [("conv1", "bn2"), ("conv2", "bn3")]  # pre-activation block: bn1 precedes conv1
-            elif hasattr(module, "stem_norm") and not module.stem_norm:
-                pairs = []  # a pre-activation net's bare stem convolution
-            for conv_name, norm_name in pairs:
-                conv, norm = getattr(module, conv_name, None), getattr(module, norm_name, None)
-                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                    _fold(conv, norm)
-                    setattr(module, norm_name, nn.Identity())
-            if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[0], nn.Conv2d) \
-                    and isinstance(module[1], nn.BatchNorm2d):  # a projection shortcut
-                _fold(module[0], module[1])
-                module[1] = nn.Identity()
+        for conv, norm in pairs:
+            _fold(conv, norm)
+            parent, name = place[id(norm)]
+            setattr(parent, name, nn.Identity())
     return folded
 
 
@@ -282,13 +274,15 @@ def export_torchvision(model: nn.Module, info: ModelInfo, path: str | Path, *,
     return _verify(run, reference, _check_inputs(info, real_images), path, "torchvision")
 
 
-def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None, **options: Any) -> ExportReport:
-    """Export a model file (`resnetlab export`); `out` defaults to the model's name with .onnx, .pt or .pth."""
-    from .checkpoint import load_model
-
+def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None, *, weights: str | None = None,
+                **options: Any) -> ExportReport:
+    """Export a model file, or an architecture with published `weights` (`resnetlab export`); `out` defaults
+    to the model's name with .onnx, .pt or .pth."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    model, info = load_model(model_path)
+    from .weights.load import open_model
+
+    model, info = open_model(model_path, weights)
     out = Path(out) if out else Path(model_path).with_suffix({"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".pth"))
     real = sample_images(info)
     if fmt == "onnx":

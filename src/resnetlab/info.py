@@ -35,6 +35,8 @@ class ModelInfo:
     crop_pct: files are resized to size / crop_pct and center-cropped (torchvision's 0.875 for
         ImageNet); 1.0 resizes straight to the input size.
     training: summary of the run that made the weights (dataset, epochs, metrics, resolved config).
+    pretrained: where the weights started: the published weights' name, source, URL, license and the
+        file's SHA-256 (empty for weights trained from scratch).
     """
 
     arch: ArchSpec
@@ -45,6 +47,7 @@ class ModelInfo:
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
+    pretrained: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
 
     def __post_init__(self) -> None:
@@ -89,6 +92,14 @@ class ModelInfo:
     @property
     def num_classes(self) -> int:
         return self.arch.num_classes
+
+    def preprocessing(self) -> dict[str, Any]:
+        """timm's pretrained_cfg keys: what inputs these weights expect, and where they came from."""
+        cfg = {"input_size": self.input_size, "crop_pct": self.crop_pct, "interpolation": self.interpolation,
+               "mean": self.mean, "std": self.std, "num_classes": self.num_classes}
+        cfg.update({key: self.pretrained[key] for key in ("name", "source", "url", "hf_hub_id", "license")
+                    if key in self.pretrained})
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -157,6 +168,7 @@ FIELD_TYPES = {
     "interpolation": (f"one of {', '.join(INTERPOLATIONS)}", lambda v: v in INTERPOLATIONS),
     "crop_pct": (f"a number in [{MIN_CROP_PCT}, 1]", lambda v: _is_number(v) and MIN_CROP_PCT <= v <= 1),
     "training": ("an object", lambda v: isinstance(v, dict)),
+    "pretrained": ("an object", lambda v: isinstance(v, dict)),
     "version": ("a string", lambda v: isinstance(v, str)),
 }
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from .checkpoint import check_tensors, read_state_dict, save_model
 from .data.stats import IMAGENET_MEAN, IMAGENET_STD
 from .errors import ModelFileError
@@ -40,10 +42,13 @@ def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names:
     path = Path(path)
     get_model_entry(arch)
     tensors = read_state_dict(path)
-    if "fc.weight" not in tensors:
-        raise ModelFileError(f"{path} has no classifier (fc.weight); is it a ResNet state dict?")
-    num_classes = int(tensors["fc.weight"].shape[0])
-    in_chans = int(tensors["conv1.weight"].shape[1]) if "conv1.weight" in tensors else 3
+    with torch.device("meta"):  # no memory, no initialization: only to ask the architecture its layer names
+        probe = create_model(arch, **(options or {}))
+    head, first = f"{probe.classifier_name}.weight", f"{probe.first_conv_name}.weight"
+    if head not in tensors:
+        raise ModelFileError(f"{path} has no classifier ({head}); is it a ResNet state dict?")
+    num_classes = int(tensors[head].shape[0])
+    in_chans = int(tensors[first].shape[1]) if first in tensors else 3
     model = create_model(arch, num_classes=num_classes, in_chans=in_chans, **(options or {}))
     tensors = check_tensors(path, model, tensors)  # exact names and shapes, or an error listing them
     model.load_state_dict(tensors, strict=True)

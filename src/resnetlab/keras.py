@@ -85,14 +85,20 @@ class Classifier:
         num_classes: number of classes; inferred from the labels at the first `fit` when omitted.
         input_shape: (height, width, channels); inferred from the images at the first `fit` when omitted.
         class_names: names for the class indices, stored in saved files.
+        weights: start from published weights (Keras applications' `weights="imagenet"`): a name from
+            `resnetlab.list_weights(model)`, "hf-hub:ORG/NAME", or a weights file. A `num_classes` other
+            than the weights' replaces the classifier with a fresh one; inputs are normalized as the weights
+            expect (their mean/std), not by the first fit's statistics. Without `num_classes` the model
+            keeps the weights' classes (ImageNet's 1,000).
         device: auto | cpu | cuda | mps.
         model_options: architecture options such as `stem="small"` or `drop_path_rate=0.1`.
     """
 
     def __init__(self, model: str | nn.Module = "resnet20", *, num_classes: int | None = None,
                  input_shape: tuple[int, ...] | None = None, class_names: list[str] | None = None,
-                 device: str = "auto", seed: int = 0, **model_options: Any):
+                 weights: str | None = None, device: str = "auto", seed: int = 0, **model_options: Any):
         self.device = resolve_device(device)
+        self._weights = weights
         self.seed = seed
         self.model: nn.Module | None = None
         self.info: ModelInfo | None = None
@@ -106,7 +112,11 @@ class Classifier:
         self._trainer: Trainer | None = None  # during fit: the loop the callbacks act on
         self.stop_training = False  # a callback sets it to end fit after the current epoch (as in Keras)
         self.history: History | None = None  # the last fit's
-        if isinstance(model, nn.Module):
+        if weights is not None and isinstance(model, nn.Module):
+            raise ValueError("weights= applies to an architecture name; a model instance already has its weights")
+        if weights is not None:
+            self._build_pretrained(num_classes, _input_shape_to_chw(input_shape) if input_shape else None)
+        elif isinstance(model, nn.Module):
             if not hasattr(model, "arch"):
                 raise ValueError("pass a model built by resnetlab.create_model, or an architecture name")
             shape = _input_shape_to_chw(input_shape) if input_shape else model.default_input_size
@@ -125,6 +135,23 @@ class Classifier:
         model = create_model(self._arch, num_classes=num_classes, in_chans=shape[0], img_size=shape[1],
                              **self._options)
         self._attach(model, shape)
+
+    def _build_pretrained(self, num_classes: int | None, shape: tuple[int, int, int] | None) -> None:
+        """The architecture with published weights, normalized as they were trained (their mean/std)."""
+        from .weights import pretrained_model
+
+        if num_classes is None and self._class_names is not None:
+            num_classes = len(self._class_names)
+        torch.manual_seed(self.seed)  # a replaced classifier starts from the same draw every time
+        model, info, notes = pretrained_model(self._arch, self._weights, num_classes=num_classes,
+                                              in_chans=shape[0] if shape else None,
+                                              img_size=shape[1] if shape else None, **self._options)
+        for note in notes:
+            print(f"weights {self._weights}: {note}")
+        self.model = model.to(self.device)
+        self.info = replace(info, class_names=self._class_names or info.class_names,
+                            input_size=shape or info.input_size)
+        self._measure_stats = False
 
     def _attach(self, model: nn.Module, shape: tuple[int, int, int]) -> None:
         names = self._class_names or [str(i) for i in range(model.arch.num_classes)]

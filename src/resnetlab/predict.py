@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_model
 from .data.arrays import images_to_tensor
 from .data.images import IMAGE_SUFFIXES, BadImageError, read_for_model
 from .data.loader import Normalize
@@ -180,8 +180,11 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path: str | Path, *, device: str | torch.device = "auto", batch_size: int = 64,
-                  backend: str = "auto", precision: str = "fp32") -> Predictor:
-        model, info = load_model(path)
+                  backend: str = "auto", precision: str = "fp32", weights: str | None = None) -> Predictor:
+        """From a model file, or from an architecture name with published `weights` ("resnet50", "DEFAULT")."""
+        from .weights.load import open_model
+
+        model, info = open_model(path, weights)
         return cls(model, info, device=device, batch_size=batch_size, backend=backend, precision=precision)
 
     @property
@@ -223,11 +226,7 @@ class Predictor:
         results = [Prediction(source=name) for name in names]
         if not names:
             return results
-        workers = (default_workers() if workers is None else workers) if len(names) > self.batch_size else 0
-        loader = DataLoader(_Decode(names, self), batch_size=self.batch_size, num_workers=workers,
-                            collate_fn=lambda items: items)
-        offset = 0
-        for chunk in loader:
+        for offset, chunk in self.decoded_batches(names, workers):
             good = [offset + i for i, (array, _) in enumerate(chunk) if array is not None]
             for i, (_, error) in enumerate(chunk):
                 if error is not None:
@@ -240,5 +239,16 @@ class Predictor:
                     results[i].indices = indices[row].tolist()
                     results[i].probs = probs[row].tolist()
                     results[i].labels = [self.info.class_names[j] for j in results[i].indices]
-            offset += len(chunk)
         return results
+
+    def decoded_batches(self, paths: list[str], workers: int | None = None
+                        ) -> Iterator[tuple[int, list[tuple[np.ndarray | None, str | None]]]]:
+        """(offset, [(uint8 [C, H, W] or None, error or None), ...]) per batch of `paths`, decoded as the model
+        expects, in worker processes (`workers`, default one per core) when there is more than one batch."""
+        workers = (default_workers() if workers is None else workers) if len(paths) > self.batch_size else 0
+        loader = DataLoader(_Decode(paths, self), batch_size=self.batch_size, num_workers=workers,
+                            collate_fn=lambda items: items)
+        offset = 0
+        for chunk in loader:
+            yield offset, chunk
+            offset += len(chunk)

@@ -4,6 +4,7 @@
     def resnet20(*, num_classes: int = 10, **kw) -> ResNet: ...
 
     model = create_model("resnet20", num_classes=100, in_chans=1)
+    model = create_model("resnet50", weights="IMAGENET1K_V2")      # published weights (resnetlab.weights)
 """
 
 from __future__ import annotations
@@ -94,21 +95,36 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int = 3,
     img_size: int | None = None,
+    weights: str | None = None,
+    pretrained: bool = False,
     **options: Any,
 ) -> nn.Module:
-    """Build a registered model with fresh weights.
+    """Build a registered model, with fresh weights or published ones.
 
     Args:
-        num_classes: classifier outputs; None keeps the architecture's default (1000 or 10).
+        num_classes: classifier outputs; None keeps the architecture's default (1000 or 10), or with
+            `weights` the weights' own; another count replaces the classifier; 0 gives pooled features.
+        weights: a name from `list_weights(name)` ("IMAGENET1K_V2", "DEFAULT", "imagenet",
+            "timm:resnet50.a1_in1k"), "hf-hub:ORG/NAME", or a weights file. Fetched once into torch.hub's
+            cache and checked against its published hash. The preprocessing they need is `model.pretrained_cfg`.
+        pretrained: timm's spelling of weights="DEFAULT".
         in_chans: input channels (1 for grayscale).
         img_size: input height/width, used only by architectures whose layers depend on it
             (`tutorial_cnn` flattens its last feature map); ignored by the ResNets.
         options: architecture options such as `stem="small"`, `shortcut="B"`, `drop_path_rate=0.1`.
     """
     entry = get_model_entry(name)
+    if weights is not None or pretrained:
+        from .weights.load import pretrained_model
+
+        model, info, _ = pretrained_model(name, weights or "DEFAULT", num_classes=num_classes,
+                                          in_chans=None if in_chans == 3 else in_chans, img_size=img_size, **options)
+        model.pretrained_cfg = info.preprocessing()  # timm's attribute: what inputs the weights expect
+        model.pretrained_info = info
+        return model
     num_classes = entry.default_num_classes if num_classes is None else int(num_classes)
-    if num_classes < 1:
-        raise ConfigError(f"num_classes must be at least 1, got {num_classes}")
+    if num_classes < 0:
+        raise ConfigError(f"num_classes must be at least 1 (or 0 for pooled features), got {num_classes}")
     if in_chans < 1:
         raise ConfigError(f"in_chans must be at least 1, got {in_chans}")
     if entry.needs_img_size and img_size is not None:

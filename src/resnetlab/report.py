@@ -162,8 +162,10 @@ def tensor_images(images: Any) -> Callable[[int], np.ndarray]:
 
 def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
              tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
-             ema: bool = True, backend: str = "auto", precision: str = "fp32") -> EvaluationReport:
-    """Evaluate a model file on a dataset split; return the report (`.write(folder)` for the folder).
+             ema: bool = True, backend: str = "auto", precision: str = "fp32",
+             weights: str | None = None, verify: bool | None = None) -> EvaluationReport:
+    """Evaluate a model file (or an architecture with published `weights`) on a dataset split; return the
+    report (`.write(folder)` for the folder).
 
     Args:
         data: dataset name or path; default the one the model was trained on (with its data_dir and
@@ -173,8 +175,10 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
         precision: fp32 | bf16 | int8 (int8 calibrates on the dataset's training images); reduced
             precision also evaluates fp32 and records both and the change in `extra`.
         ema: use a training checkpoint's EMA weights when it has them.
+        weights: with `model` an architecture name: published weights ("DEFAULT", "CIFAR10_AKAMASTER", ...).
+        verify: check a named dataset's files against their published checksums; default: as the model was
+            trained (true for other data). False accepts a non-official copy.
     """
-    from .checkpoint import load_model
     from .data.dataset import ImageFiles
     from .data.images import read_for_model
     from .data.sources import load_dataset
@@ -184,10 +188,11 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     from .export import split_images
     from .inference import CALIBRATION_IMAGES, describe, runner
     from .predict import Inference
+    from .weights.load import open_model
 
     inference = Inference(tta=tta)  # a wrong tta fails before any loading
     device_ = resolve_device(device)
-    network, info = load_model(model, device_, ema=ema)
+    network, info = open_model(model, weights, device=device_, ema=ema)
     trained_on = info.training.get("config", {}).get("data", {})
     name = data or info.training.get("dataset")
     if not name:
@@ -196,7 +201,8 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     dataset = load_dataset(name, data_dir=data_dir or (trained_on.get("data_dir") if same else None),
                            val_fraction=trained_on.get("val_fraction") if same else None,
                            img_size=info.input_size[1], channels=info.input_size[0], workers=workers,
-                           verify=bool(trained_on.get("verify", True)) if same else True)  # as trained
+                           verify=verify if verify is not None else
+                           bool(trained_on.get("verify", True)) if same else True)  # as trained
     if dataset.class_names != info.class_names:
         raise ConfigError(f"{name} has classes {dataset.class_names[:5]}... but the model was trained on "
                           f"{info.class_names[:5]}...; evaluate it on data with the same classes")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import DropPath, conv1x1, conv3x3, make_shortcut
+from .layers import DropPath, FoldPair, conv1x1, conv3x3, conv_norm_pairs, make_shortcut, shortcut_fold_pairs
 
 
 class BasicBlock(nn.Module):
@@ -48,6 +48,10 @@ class BasicBlock(nn.Module):
     def last_norm(self) -> nn.Module:
         """The layer zeroed by `zero_init_residual`, so each block starts as the identity."""
         return self.bn2
+
+    def fold_pairs(self) -> list[FoldPair]:
+        """Each conv and the BatchNorm after it, the projection shortcut's included (folded at export)."""
+        return conv_norm_pairs((self.conv1, self.bn1), (self.conv2, self.bn2)) + shortcut_fold_pairs(self.downsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -100,6 +104,10 @@ class Bottleneck(nn.Module):
     def last_norm(self) -> nn.Module:
         return self.bn3
 
+    def fold_pairs(self) -> list[FoldPair]:
+        return conv_norm_pairs((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)) \
+            + shortcut_fold_pairs(self.downsample)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -149,6 +157,10 @@ class PreActBasicBlock(nn.Module):
     def last_norm(self) -> nn.Module:
         return self.conv2  # no norm ends the branch: zero the last conv, as timm does for pre-act nets
 
+    def fold_pairs(self) -> list[FoldPair]:
+        """conv1 -> bn2 only: bn1 precedes its conv, and the shortcut projects without a norm."""
+        return conv_norm_pairs((self.conv1, self.bn2))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))
         identity = x if self.downsample is None else self.downsample(out)
@@ -196,6 +208,9 @@ class PreActBottleneck(nn.Module):
 
     def last_norm(self) -> nn.Module:
         return self.conv3
+
+    def fold_pairs(self) -> list[FoldPair]:
+        return conv_norm_pairs((self.conv1, self.bn2), (self.conv2, self.bn3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(x))

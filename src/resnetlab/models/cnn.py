@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import ImageClassifier, make_classifier
 
 
 class TutorialCNN(ImageClassifier):
@@ -30,7 +30,7 @@ class TutorialCNN(ImageClassifier):
         self.feature_shape = (128, side, side)
         self.fc1 = nn.Linear(128 * side * side, hidden)
         self.num_features = hidden
-        self.fc: nn.Module = nn.Linear(hidden, num_classes)
+        self.fc = make_classifier(hidden, num_classes)
         self.default_input_size = (in_chans, img_size, img_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+FoldPair = tuple[nn.Conv2d, nn.BatchNorm2d]  # a convolution and the BatchNorm that directly follows it
 
 
 def conv3x3(in_chans: int, out_chans: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -15,6 +19,39 @@ def conv3x3(in_chans: int, out_chans: int, stride: int = 1, groups: int = 1) -> 
 def conv1x1(in_chans: int, out_chans: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution with no bias."""
     return nn.Conv2d(in_chans, out_chans, 1, stride=stride, bias=False)
+
+
+def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
+    """A first convolution's weight [out, in, kh, kw] adapted to `in_chans` input channels (timm's rule).
+
+    One channel sums the filters over their inputs, so a gray image gives what the original gives on
+    that image repeated in every channel. Other counts repeat the filters cyclically and scale them by
+    in/in_chans, which keeps the activation scale (timm does this from 3 channels; 1 is allowed as well).
+    """
+    sources = weight.shape[1]
+    if in_chans == sources:
+        return weight
+    adapted = weight.float()
+    if in_chans == 1:
+        adapted = adapted.sum(dim=1, keepdim=True)
+    elif sources in (1, 3):
+        adapted = adapted.repeat(1, math.ceil(in_chans / sources), 1, 1)[:, :in_chans] * (sources / in_chans)
+    else:
+        raise ValueError(f"cannot adapt a first convolution of {sources} input channels to {in_chans}; "
+                         f"only 1 or 3 channels are repeated (timm's rule)")
+    return adapted.to(weight.dtype)
+
+
+def conv_norm_pairs(*pairs: tuple[nn.Module, nn.Module]) -> list[FoldPair]:
+    """The (conv, BatchNorm) pairs among `pairs` still to fold: a folded norm is an nn.Identity."""
+    return [(conv, norm) for conv, norm in pairs if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)]
+
+
+def shortcut_fold_pairs(shortcut: nn.Module | None) -> list[FoldPair]:
+    """A projection shortcut's (1x1 conv, BatchNorm) pair (`make_shortcut` with_norm=True); else none."""
+    if isinstance(shortcut, nn.Sequential) and len(shortcut) == 2:
+        return conv_norm_pairs((shortcut[0], shortcut[1]))
+    return []
 
 
 class PadShortcut(nn.Module):

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .base import ImageClassifier
+from .base import ImageClassifier, make_classifier
 from .blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
+from .layers import FoldPair, conv_norm_pairs
 
 STEMS = ("imagenet", "small")  # imagenet: 7x7/2 conv + 3x3/2 max-pool; small: 3x3/1 conv, no pool
 Block = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
@@ -98,7 +99,7 @@ class ResNet(ImageClassifier):
         self.bn_final = nn.BatchNorm2d(channels) if self.preact else nn.Identity()
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc: nn.Module = nn.Linear(channels, num_classes)
+        self.fc = make_classifier(channels, num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -130,7 +131,9 @@ class ResNet(ImageClassifier):
         x = torch.flatten(self.avgpool(x), 1)
         return x if pre_logits else self.fc(x)
 
-
+    def fold_pairs(self) -> list[FoldPair]:
+        """The stem's conv1 -> bn1 (a pre-activation net's bare small stem has none); blocks declare theirs."""
+        return conv_norm_pairs((self.conv1, self.bn1))
 
 
 def _imagenet_resnet(block: Block, layers: Sequence[int], **kw) -> ResNet:

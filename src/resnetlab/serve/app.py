@@ -350,14 +350,14 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
     return app
 
 
-def serve(model_path: str, config: ServeConfig) -> None:
-    """Load the model file and serve it until interrupted (`resnetlab serve`)."""
+def serve(model_path: str, config: ServeConfig, weights: str | None = None) -> None:
+    """Load the model file (or an architecture with published `weights`) and serve it until interrupted."""
     from pathlib import Path
 
     import uvicorn
 
     predictor = Predictor.from_file(model_path, device=config.device, batch_size=config.max_batch_size,
-                                    backend=config.backend, precision=config.precision)
+                                    backend=config.backend, precision=config.precision, weights=weights)
     card = model_card(predictor, Path(model_path).name)  # builds the backend (measures it once, if auto)
     print(f"resnetlab serve: {card['arch']['name']}, {card['num_classes']} classes, {card['backend']} "
           f"{card['precision']} on {card['device']}, http://{config.host}:{config.port}/ (docs at /docs)", flush=True)

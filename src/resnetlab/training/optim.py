@@ -18,9 +18,10 @@ ONECYCLE_START = 1 / 25  # onecycle starts at lr / 25 (Smith & Topin 2018; torch
 
 
 def head_parameters(model: nn.Module) -> set[int]:
-    """ids of the classifier's parameters (`fc`, the layer `reset_classifier` replaces)."""
-    head = getattr(model, "fc", None)
-    return {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    """ids of the classifier's parameters (`get_classifier()`, the layer `reset_classifier` replaces);
+    none for a model without that interface or with num_classes=0."""
+    get_classifier = getattr(model, "get_classifier", None)
+    return {id(p) for p in get_classifier().parameters()} if callable(get_classifier) else set()
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, load_pretrained, read_info, save_model
+from ..checkpoint import load_model, read_info, save_model
 from ..config import Config, apply_overrides, changed_settings, config_from_dict, flatten_settings, load_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
@@ -254,12 +254,47 @@ def build_model(config: Config, data: DatasetSplits, *, pretrained: bool = True
             raise ConfigError("normalize=pixel_mean needs images of one size in memory; add in_memory=true")
         data.mean, data.std = pixel_mean(data.train), (1.0,) * data.image_shape[0]
     channels, height, width = data.image_shape
-    model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels, img_size=height,
-                         **config.model.options())
-    notes = load_pretrained(model, config.model.weights) if config.model.weights and pretrained else []
+    started_from: dict[str, Any] = {}
+    if config.model.weights and pretrained:
+        model, notes, started_from = _pretrained(config, data)
+    else:
+        model = create_model(config.model.name, num_classes=len(data.class_names), in_chans=channels,
+                             img_size=height, **config.model.options())
+        notes = []
+        if config.model.weights:  # resuming: the checkpoint holds the weights, and says where they came from
+            recorded = read_info(resume_target(config.run.resume)[1])
+            started_from = recorded.pretrained
+            if started_from.get("source", "file") != "file" and config.data.normalize == "channel":
+                data.mean, data.std = recorded.mean, recorded.std  # as _pretrained chose at the start
+                data.interpolation, data.crop_pct = recorded.interpolation, recorded.crop_pct
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
-                     mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct)
+                     mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct,
+                     pretrained=started_from)
     return model, info, notes
+
+
+def _pretrained(config: Config, data: DatasetSplits) -> tuple[torch.nn.Module, list[str], dict[str, Any]]:
+    """The model started from `weights=` (a published name, hf-hub:, or a file), and where they came from.
+
+    Published weights bring their normalization (ImageNet's mean/std for torchvision's): the features were
+    learned on inputs normalized that way, so the run uses it rather than the new data's statistics; on image
+    files at the weights' own input size their resize rule (crop_pct, interpolation) applies too."""
+    from ..weights.load import build_from, get_weights
+
+    channels, height, _ = data.image_shape
+    source = get_weights(config.model.name, config.model.weights)
+    if source.arch and source.arch != config.model.name:
+        raise ConfigError(f"weights={config.model.weights} are for {source.arch}, not {config.model.name}: give "
+                          f"model={source.arch}")
+    model, adopted, notes = build_from(config.model.name, source, num_classes=len(data.class_names),
+                                       in_chans=channels, img_size=height, **config.model.options())
+    published = source.provenance.get("source") != "file" and source.preprocess
+    if published and config.data.normalize == "channel":
+        data.mean, data.std = adopted.mean, adopted.std
+        notes.append(f"inputs normalized as the weights were trained: mean {adopted.mean}, std {adopted.std}")
+        if isinstance(data.train, ImageFiles) and source.preprocess["input_size"][1] == height:
+            data.interpolation, data.crop_pct = adopted.interpolation, adopted.crop_pct
+    return model, notes, dict(source.provenance)
 
 
 def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device,
@@ -267,8 +302,9 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
            epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]]) -> TrainResult:
     main = distributed is None or distributed.is_main
     if config.train.head_epochs and not (config.model.weights or config.run.resume):
-        raise ConfigError("head_epochs trains the classifier on a frozen pretrained backbone: give weights=FILE "
-                          "(a model file or a torchvision/timm state dict), or set head_epochs=0")
+        raise ConfigError("head_epochs trains the classifier on a frozen pretrained backbone: give weights=NAME "
+                          "(`resnetlab weights` lists them) or weights=FILE (a model file or a torchvision/timm "
+                          "state dict), or set head_epochs=0")
     seed_everything(config.run.seed)
     data = load_run_data(config)  # every bad file is found here, before any training
     model, info, notes = build_model(config, data, pretrained=not config.run.resume)
