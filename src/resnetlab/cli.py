@@ -344,17 +344,28 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.json:
         print(_json_text(rows, indent=2))
         return 0
-    table = Table(title="pretrained weights (weights=NAME with model=MODEL)")
-    for column, justify in (("model", "left"), ("weights", "left"), ("source", "left"), ("acc@1", "right"),
-                            ("acc@5", "right"), ("data", "left"), ("params", "right"), ("MB", "right"),
-                            ("eval input", "right"), ("cached", "left")):
-        table.add_column(column, justify=justify, no_wrap=column in ("model", "weights"))
+    from rich import box
+
+    # as many facts as fit: an 80-column terminal gets model, name, acc@1, size, eval input, cached
+    width = console.width
+    extra = [c for c, need in (("source", 100), ("acc@5", 120), ("data", 135), ("params", 150)) if width >= need]
+    table = Table(title="pretrained weights (model=MODEL weights=NAME; * = DEFAULT)", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
+    for column in ("model", "weights", *[c for c in ("source",) if c in extra], "acc@1",
+                   *[c for c in ("acc@5", "data", "params") if c in extra], "MB", "input", "cached"):
+        table.add_column(column, justify="left" if column in ("model", "weights", "source", "data") else "right",
+                         no_wrap=True, min_width=len(column) if column in ("MB", "cached") else None)
     for row in rows:
-        size = row["input"] if row["resize"] is None else f"{row['resize']}->{row['input']} {row['interpolation']}"
-        table.add_row(row["model"], row["weights"] + (" (DEFAULT)" if row["default"] else ""), row["source"],
+        size = row["input"] if row["resize"] is None else f"{row['resize']}->{row['input']}"
+        if width >= 100 and row["resize"] is not None:
+            size += f" {row['interpolation']}"
+        cells = {"source": row["source"], "acc@5": "" if row["acc@5"] is None else f"{row['acc@5']:.2f}",
+                 "data": row["classes"], "params": f"{row['params']:,}"}
+        table.add_row(row["model"], row["weights"] + (" *" if row["default"] else ""),
+                      *[cells["source"] for _ in ("source",) if "source" in extra],
                       "" if row["acc@1"] is None else f"{row['acc@1']:.2f}",
-                      "" if row["acc@5"] is None else f"{row['acc@5']:.2f}", row["classes"], f"{row['params']:,}",
-                      "" if row["size_mb"] is None else f"{row['size_mb']:.1f}", size, "yes" if row["cached"] else "")
+                      *[cells[c] for c in ("acc@5", "data", "params") if c in extra],
+                      "" if row["size_mb"] is None else f"{row['size_mb']:.0f}", size, "yes" if row["cached"] else "")
     console.print(table)
     console.print("Accuracy in percent as published (`--json` gives the source, URL and license). Files are fetched "
                   "on first use into torch.hub's cache; RESNETLAB_MIRROR and RESNETLAB_OFFLINE=1 as for datasets.")
@@ -640,9 +651,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the list positional that takes each subcommand's key=value words
+WORDS = {"train": "settings", "lr-find": "settings", "evaluate": "extra", "export": "extra", "serve": "extra",
+         "import-weights": "extra", "data": "extra", "predict": "images", "explain": "images", "embed": "images"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # argparse ends a list positional at the first flag: `evaluate m.safetensors --json data=x` leaves data=x
+    # over; words given after flags join the subcommand's own list, so order does not matter
+    args, leftover = parser.parse_known_args(argv)
+    words = WORDS.get(args.command or "")
+    strays = [w for w in leftover if w.startswith("-") or words is None]
+    if strays:
+        parser.error(f"unrecognized arguments: {' '.join(strays)}")
+    if leftover:
+        setattr(args, words, [*(getattr(args, words) or []), *leftover])
     if args.command is None:
         parser.print_help()
         return 2

@@ -29,7 +29,7 @@ class ModelConfig:
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
-    weights: str | None = None  # start from these weights: a model file, or a torchvision/timm state dict file
+    weights: str | None = None  # start from: a weights name (`resnetlab weights`), hf-hub:ORG/NAME, model file or .pth
 
     def options(self) -> dict[str, Any]:
         """Architecture options to pass to `create_model`, leaving out the ones left at default."""

@@ -99,6 +99,7 @@ class Classifier:
                  weights: str | None = None, device: str = "auto", seed: int = 0, **model_options: Any):
         self.device = resolve_device(device)
         self._weights = weights
+        self._size_open = False  # True: the input size comes from the first fit (pretrained, no input_shape)
         self.seed = seed
         self.model: nn.Module | None = None
         self.info: ModelInfo | None = None
@@ -152,6 +153,7 @@ class Classifier:
         self.info = replace(info, class_names=self._class_names or info.class_names,
                             input_size=shape or info.input_size)
         self._measure_stats = False
+        self._size_open = shape is None  # a ResNet takes any size: fit on 32x32 arrays keeps 32x32
 
     def _attach(self, model: nn.Module, shape: tuple[int, int, int]) -> None:
         names = self._class_names or [str(i) for i in range(model.arch.num_classes)]
@@ -162,6 +164,11 @@ class Classifier:
 
     def _ensure_built(self, x: Any, y: Any) -> None:
         if self.model is not None:
+            if self._size_open:  # pretrained weights without input_shape: the first data decides the size
+                probe = arrays_to_imageset(x, y)
+                if probe.image_shape[0] == self.info.input_size[0] and self.model.arch.name != "tutorial_cnn":
+                    self.info = replace(self.info, input_size=probe.image_shape)
+                self._size_open = False
             return
         num_classes, shape = self._pending
         probe = arrays_to_imageset(x, y)

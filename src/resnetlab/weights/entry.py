@@ -141,6 +141,8 @@ def find_weights(arch: str, name: str) -> WeightsEntry:
             return trained[0]
         raise ConfigError(f"no {wanted} weights for {arch}; choose one of {', '.join(sorted(mine)) or 'none'} "
                           f"(`resnetlab weights` lists all)")
+    if wanted.startswith(f"{arch}."):  # the qualified name list_weights("resnet*") gives: resnet50.IMAGENET1K_V2
+        wanted = wanted[len(arch) + 1:]
     for candidate in (wanted, wanted.upper(), f"timm:{wanted}", f"timm:{arch}.{wanted}"):
         if candidate in mine:
             return mine[candidate]

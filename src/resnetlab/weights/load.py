@@ -29,6 +29,7 @@ from .entry import WeightsEntry, find_weights
 from .fetch import fetch, fetch_hub_file
 
 HF_PREFIX = "hf-hub:"
+TRAINING_OPTIONS = ("drop_path_rate", "zero_init_residual", "block_drop_rate")  # no effect on a file's tensors
 FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".h5", ".hdf5", ".th", ".ckpt")
 
 
@@ -101,8 +102,8 @@ def _file_weights(path: Path) -> Weights:
                   "mean": info.mean, "std": info.std}
     if info.pretrained:  # a fine-tuned file: keep the chain back to the published weights
         provenance["started_from"] = info.pretrained
-    return Weights(read_state_dict(path), path, info.arch.name, info.class_names, preprocess, dict(info.arch.options),
-                   provenance)
+    layout = {k: v for k, v in info.arch.options.items() if k not in TRAINING_OPTIONS}  # what shapes the tensors
+    return Weights(read_state_dict(path), path, info.arch.name, info.class_names, preprocess, layout, provenance)
 
 
 def _hub_weights(arch: str | None, repo_id: str) -> Weights:
@@ -178,11 +179,14 @@ def pretrained_model(arch: str, weights: str, *, num_classes: int | None = None,
 def build_from(arch: str, source: Weights, *, num_classes: int | None = None, in_chans: int | None = None,
                img_size: int | None = None, **options: Any) -> tuple[nn.Module, ModelInfo, list[str]]:
     """The model of `arch` started from `source` (see pretrained_model), with the info its file would record."""
-    for key, value in source.options.items():
-        if key in options and options[key] != value:
+    published = source.provenance.get("source") != "file"
+    for key, value in source.options.items():  # a published file's layout is not negotiable
+        if published and key in options and options[key] != value:
             raise ConfigError(f"the weights {source.provenance.get('name', source.path.name)} need {key}={value!r}; "
                               f"leave {key}={options[key]!r} out")
     options = {**source.options, **options}
+    recorded_size = options.pop("img_size", None)  # tutorial_cnn records it; the size asked for now wins
+    img_size = img_size or recorded_size
     head = _head_classes(source.tensors)
     own = head if num_classes is None else int(num_classes)
     if own is None:
