@@ -99,7 +99,7 @@ def test_folders_globs_csv_and_exit_codes(digits_run, digit_files, tmp_path, cap
     assert str(nested / "copy.png") in found and str(folder / "broken.jpg") in found
     assert expand_paths([str(folder / "*.png")]) == sorted(str(p) for p in folder.glob("*.png"))
     assert expand_paths([str(tmp_path / "nothing*.png")]) == [str(tmp_path / "nothing*.png")]
-    assert main(["predict", str(digits_run.best_path), str(folder), "--csv", "-k", "2"]) == 0
+    assert main(["predict", str(digits_run.best_path), str(folder), "--csv", "-k", "2"]) == 1  # one file failed
     captured = capsys.readouterr()
     rows = list(csv_module.DictReader(captured.out.splitlines()))
     assert len(rows) == len(found) and set(rows[0]) == {"source", "label1", "prob1", "label2", "prob2", "error"}

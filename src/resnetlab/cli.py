@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -208,13 +209,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .predict import Predictor, expand_paths
 
-    images = _split_model(args, [args.model, *args.images])
+    words = _split_model(args, [args.model, *args.images])
+    images = [w for w in words if "=" not in w or Path(w).exists()]  # a file may have "=" in its name
+    _key_values([w for w in words if w not in images], {
+        "topk": "topk", "batch_size": "batch_size", "workers": "workers", "device": "device", "backend": "backend",
+        "precision": "precision", "calibration": "calibration"}, args)
     if not images:
         raise ConfigError("give the image files, folders or globs to predict")
     predictor = Predictor.from_file(args.model, device=args.device, batch_size=_count("batch_size", args.batch_size, 1),
-                                    backend=args.backend, precision=args.precision, weights=args.weights)
+                                    backend=args.backend, precision=args.precision, weights=args.weights,
+                                    calibration=args.calibration)
     paths = expand_paths(images)
-    predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=args.workers)
+    workers = None if args.workers is None else _count("workers", args.workers, 0)
+    predictions = predictor.predict_files(paths, topk=_count("topk", args.topk, 1), workers=workers)
     failures = [p for p in predictions if p.error]
     if args.json:
         print(_json_text([p.to_dict() for p in predictions], indent=2))
@@ -243,7 +250,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if failures:
         print(f"{len(predictions) - len(failures)} of {len(predictions)} image(s) predicted; {len(failures)} could "
               f"not be read", file=sys.stderr)
-    return 1 if len(failures) == len(predictions) else 0
+    return 1 if failures else 0  # every readable file is predicted; a failure still shows in the exit status
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -551,8 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print predictions as JSON")
     output.add_argument("--csv", action="store_true", help="print predictions as CSV")
     p.add_argument("--batch-size", dest="batch_size", default=64)
-    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
+    p.add_argument("--workers", default=None, help="decoding processes (default: one per core)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--calibration", default=None,
+                   help="precision=int8: a folder of images to calibrate on (default: the model's training data)")
     _backend_options(p)
     p.set_defaults(func=cmd_predict)
 
@@ -672,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except BrokenPipeError:  # `resnetlab predict ... --json | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python would report the pipe again when it flushes at exit
+        return 141  # 128 + SIGPIPE, what a shell tool killed by the closed pipe returns
     except (UserError, OSError) as exc:  # OSError: a path that cannot be read or written
         print(f"error: {exc}", file=sys.stderr)
         return 2

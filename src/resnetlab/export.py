@@ -233,11 +233,11 @@ def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.nd
     from .data.sources import load_dataset
 
     data_cfg = info.training.get("config", {}).get("data", {})
-    name = info.training.get("dataset")
+    name, data_dir = info.trained_data()
     if not name:
         return None
     try:
-        data = load_dataset(name, data_dir=data_cfg.get("data_dir"), val_fraction=data_cfg.get("val_fraction"),
+        data = load_dataset(name, data_dir=data_dir, val_fraction=data_cfg.get("val_fraction"),
                             download=False, img_size=info.input_size[1], channels=info.input_size[0],
                             verify=bool(data_cfg.get("verify", True)))
         part = data.split(split) if getattr(data, split, None) is not None else data.train

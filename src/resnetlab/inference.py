@@ -230,7 +230,7 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
             return _build(model, info, choices[choice_key], precision, key, calibration)
         except UserError:
             pass  # the cached choice no longer works here: measure again
-    timed = {}
+    timed, refusals = {}, []
     probe = np.random.default_rng(0).standard_normal((2, *info.input_size), dtype=np.float32)
     weight = next(model.parameters())
     with torch.no_grad():
@@ -238,13 +238,16 @@ def build_backend(model: nn.Module, info: ModelInfo, *, backend: str = "auto", p
     for name in candidates:
         try:
             candidate = _build(model, info, name, precision, key, calibration)
-        except UserError:
+        except UserError as exc:
+            refusals.append(f"{name}: {exc}")
             continue
         if precision == "fp32" and np.abs(candidate(probe) - expected).max() > TOLERANCE:
             continue  # auto keeps fp32 agreement: a backend that drifts here is never picked
         timed[name] = (_latency(candidate, info), candidate)
     if not timed:
-        raise ConfigError(f"no backend could run this model at precision={precision}")
+        reasons = sorted(set(r.split(": ", 1)[1] for r in refusals))  # usually one reason shared by every backend
+        raise ConfigError(f"no backend could run this model at precision={precision}"
+                          + (f": {'; '.join(reasons)}" if reasons else ""))
     fastest = min(timed, key=lambda n: timed[n][0])
     choices[choice_key] = fastest
     atomic_write(choices_file, lambda tmp: tmp.write_text(json.dumps(choices, indent=1)))  # servers may start together
@@ -277,28 +280,53 @@ class _Autocast(nn.Module):
             return self.model(images).float()
 
 
-def calibration_images(info: ModelInfo, count: int = CALIBRATION_IMAGES) -> Callable[[], np.ndarray]:
-    """Training images of the model's own dataset for int8 calibration (read only when called)."""
+def calibration_images(info: ModelInfo, count: int = CALIBRATION_IMAGES, folder: str | Path | None = None
+                       ) -> Callable[[], np.ndarray]:
+    """Images for int8 calibration (read only when called): up to `count` image files of `folder`, or else the
+    training images of the model's own dataset."""
     from .export import sample_images
 
     def images() -> np.ndarray:
+        if folder is not None:
+            return folder_images(folder, info, count)
         found = sample_images(info, count, split="train")
         if found is None:
-            raise ConfigError("precision=int8 calibrates on the model's training images, but its dataset was not "
-                              "found here; give data_dir= (or train/evaluate where the data is)")
+            where = info.training.get("dataset")
+            raise ConfigError("precision=int8 calibrates on images like those the model will see, and "
+                              + (f"its training data ({where}) is not at hand here" if where else
+                                 "this model file names no dataset (a Keras-style Classifier's, or imported weights)")
+                              + "; give calibration=FOLDER (a few hundred of your images)")
         return found
 
     return images
 
 
+def folder_images(folder: str | Path, info: ModelInfo, count: int) -> np.ndarray:
+    """Up to `count` image files below `folder` (sorted, evenly spread), as float32 0..1 [N, C, H, W]."""
+    from .data.images import BadImageError, read_for_model
+    from .predict import expand_paths
+
+    paths = expand_paths([folder])
+    picks = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    arrays = []
+    for path in picks:
+        try:
+            arrays.append(read_for_model(path, info.input_size, info.interpolation, info.crop_pct))
+        except BadImageError:
+            continue  # a bad file among calibration images only makes the sample smaller
+    if not arrays:
+        raise ConfigError(f"calibration={folder}: none of its image files could be read")
+    return np.stack(arrays).astype(np.float32) / 255.0
+
+
 def runner(model: nn.Module, info: ModelInfo, device: torch.device, *, backend: str = "auto",
-           precision: str = "fp32", calibration: Callable[[], np.ndarray] | None = None) -> nn.Module:
+           precision: str = "fp32", calibration: Callable[[], np.ndarray] | str | Path | None = None) -> nn.Module:
     """What predict/evaluate/serve run: the model itself on a GPU (or with backend=torch at fp32 on a GPU),
     else the chosen CPU backend wrapped as a module."""
     if device.type != "cpu":
         if backend not in ("auto", "torch") or precision == "int8":
             raise ConfigError(f"backend={backend} precision={precision} runs on the CPU; use device=cpu")
         return _Autocast(model) if precision == "bf16" else model
-    if precision == "int8" and calibration is None:
-        calibration = calibration_images(info)
+    if precision == "int8" and (calibration is None or isinstance(calibration, (str, Path))):
+        calibration = calibration_images(info, folder=calibration)  # a folder of images, or the training data
     return Runner(build_backend(model, info, backend=backend, precision=precision, calibration=calibration))

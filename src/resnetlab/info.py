@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -92,6 +93,17 @@ class ModelInfo:
     @property
     def num_classes(self) -> int:
         return self.arch.num_classes
+
+    def trained_data(self) -> tuple[str | None, str | None]:
+        """(dataset, data_dir) the weights were trained on: the words as typed where they still resolve from the
+        current folder (a dataset name always does), else the absolute paths recorded beside them."""
+        config = self.training.get("config", {}).get("data", {})
+        chosen = []
+        for typed, absolute in ((self.training.get("dataset"), self.training.get("dataset_path")),
+                                (config.get("data_dir"), self.training.get("data_dir_path"))):
+            moved = typed and absolute and not Path(str(typed)).expanduser().exists() and Path(str(absolute)).exists()
+            chosen.append(str(absolute) if moved else typed)
+        return chosen[0], chosen[1]
 
     def preprocessing(self) -> dict[str, Any]:
         """timm's pretrained_cfg keys: what inputs these weights expect, and where they came from."""

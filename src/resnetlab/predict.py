@@ -180,12 +180,16 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path: str | Path, *, device: str | torch.device = "auto", batch_size: int = 64,
-                  backend: str = "auto", precision: str = "fp32", weights: str | None = None) -> Predictor:
-        """From a model file, or from an architecture name with published `weights` ("resnet50", "DEFAULT")."""
+                  backend: str = "auto", precision: str = "fp32", weights: str | None = None,
+                  calibration: str | Path | None = None) -> Predictor:
+        """From a model file, or from an architecture name with published `weights` ("resnet50", "DEFAULT").
+
+        calibration: a folder of images for precision="int8" (default: the model's training data, if at hand)."""
         from .weights.load import open_model
 
         model, info = open_model(path, weights)
-        return cls(model, info, device=device, batch_size=batch_size, backend=backend, precision=precision)
+        return cls(model, info, device=device, batch_size=batch_size, backend=backend, precision=precision,
+                   calibration=calibration)
 
     @property
     def runner(self) -> nn.Module:

@@ -194,11 +194,12 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     device_ = resolve_device(device)
     network, info = open_model(model, weights, device=device_, ema=ema)
     trained_on = info.training.get("config", {}).get("data", {})
-    name = data or info.training.get("dataset")
+    recorded, recorded_dir = info.trained_data()  # typed words, or their absolute paths from another folder
+    name = data or recorded
     if not name:
         raise ConfigError("the model file does not say which dataset it was trained on; give data=NAME")
-    same = name == trained_on.get("name")
-    dataset = load_dataset(name, data_dir=data_dir or (trained_on.get("data_dir") if same else None),
+    same = name in (trained_on.get("name"), recorded)
+    dataset = load_dataset(name, data_dir=data_dir or (recorded_dir if same else None),
                            val_fraction=trained_on.get("val_fraction") if same else None,
                            img_size=info.input_size[1], channels=info.input_size[0], workers=workers,
                            verify=verify if verify is not None else

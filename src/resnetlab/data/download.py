@@ -85,7 +85,7 @@ def ensure_resource(resource: Resource, folder: Path, *, download: bool = True, 
             raise DataError(f"{path} does not match its published MD5 {resource.md5} (moved to {bad.name}); "
                             f"download it again from {resource.urls[0]}")
     if not download:
-        raise DataError(_missing_message([resource], folder))
+        raise DataError(missing_message([resource], folder))
     folder.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in _candidate_urls(resource):
@@ -99,10 +99,10 @@ def ensure_resource(resource: Resource, folder: Path, *, download: bool = True, 
             return path
         path.unlink()
         failures.append(f"{url}: MD5 {digest} instead of the published {resource.md5}")
-    raise DataError(_missing_message([resource], folder) + "\n  tried:\n    " + "\n    ".join(failures))
+    raise DataError(missing_message([resource], folder) + "\n  tried:\n    " + "\n    ".join(failures))
 
 
-def _missing_message(resources: Sequence[Resource], folder: Path) -> str:
+def missing_message(resources: Sequence[Resource], folder: Path) -> str:
     lines = [f"could not get the dataset files; place them in {folder}:"]
     for resource in resources:
         lines.append(f"  {resource.filename}  (MD5 {resource.md5}; from {resource.urls[0]})")

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import DataError
 from .dataset import DatasetSplits, ImageSet, split_train_val
-from .download import CHUNK, Resource, cache_dir, ensure_resource
+from .download import CHUNK, Resource, cache_dir, ensure_resource, missing_message
 from .stats import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, channel_stats
 from .verify import verify_file
 
@@ -151,14 +151,23 @@ def load_idx_dataset(name: str, data_dir: str | None = None, val_fraction: float
     mirrors, md5s, class_names, stats = SOURCES[name]
     folder = Path(data_dir).expanduser() if data_dir else cache_dir() / name
     paths = []
+    missing: list[Resource] = []
+    first_failure = ""
     for index, (stem, md5) in enumerate(zip(FILES, md5s)):
         found = _find(folder, stem)
         if found is None:
             resource = Resource(f"{stem}.gz", tuple(m + f"{stem}.gz" for m in mirrors), md5)
-            found = ensure_resource(resource, folder, download=download)  # checked as it is fetched
+            try:
+                found = ensure_resource(resource, folder, download=download)  # checked as it is fetched
+            except DataError as exc:  # go on: the message lists every file that is missing, not the first
+                missing.append(resource)
+                first_failure = first_failure or str(exc).partition("\n  tried:")[2]
+                continue
         elif verify and (expected := _official_md5(name, index, found)) is not None:
             verify_file(found, expected, what=f"{name} {found.name}", known=_known_files())
         paths.append(found)
+    if missing:
+        raise DataError(missing_message(missing, folder) + (f"\n  tried:{first_failure}" if first_failure else ""))
     train_images, train_labels, test_images, test_labels = (read_idx(p) for p in paths)
     _check_pair(paths[1], train_images, train_labels, len(class_names))
     _check_pair(paths[3], test_images, test_labels, len(class_names))

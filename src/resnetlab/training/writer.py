@@ -55,6 +55,11 @@ class RunWriter:
         summary = {"dataset": self.config.data.name, "epochs": self.config.train.epochs, "step": trainer.state.step,
                    "ema": trainer.ema is not None, "config": self.config.to_dict(),
                    "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        # the words as typed, and beside them where they lead from here: a model evaluated from another folder
+        # still finds its data (ModelInfo.trained_data)
+        for key, typed in (("dataset_path", self.config.data.name), ("data_dir_path", self.config.data.data_dir)):
+            if typed and Path(typed).expanduser().exists():
+                summary[key] = str(Path(typed).expanduser().resolve())
         if metrics is not None:
             summary.update({k: v for k, v in metrics.as_row().items() if k not in ("seconds", "images_per_second")})
         return summary

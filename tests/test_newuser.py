@@ -1,0 +1,97 @@
+"""What a new user trips over on the command line (issue 16): each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnetlab.cli import main
+from resnetlab.data.idx import load_idx_dataset
+from resnetlab.errors import DataError
+
+
+def test_key_value_words_after_a_flag_are_taken(digits_run, capsys):
+    # was: "unrecognized arguments: split=val" and the top-level usage
+    assert main(["evaluate", str(digits_run.best_path), "--json", "--no-report", "split=val"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(digits_run.best_path), "split=val", "--json", "--no-report"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == after["accuracy"]
+
+
+def test_an_unknown_flag_is_still_refused(digits_run, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["evaluate", str(digits_run.best_path), "--json", "--bogus"])
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_predict_into_a_closed_pipe_says_nothing(digits_run, tmp_path):
+    for i in range(40):
+        Image.fromarray(np.full((8, 8), 16 * (i % 16), np.uint8)).save(tmp_path / f"{i}.png")
+    shell = (f"{sys.executable} -m resnetlab predict {digits_run.best_path} {tmp_path} --json --backend torch "
+             f"| head -c 10")
+    done = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert len(done.stdout) == 10
+    assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr, done.stderr  # was: error: [Errno 32]
+
+
+def test_a_missing_kmnist_lists_all_four_files(tmp_path):
+    with pytest.raises(DataError) as caught:
+        load_idx_dataset("kmnist", data_dir=str(tmp_path), download=False)
+    message = str(caught.value)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        assert name in message  # was: only the first
+    assert str(tmp_path) in message
+
+
+def _colour_folder(root, per_class: int = 6):
+    from imagefolder import class_image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, name in enumerate(("red", "green", "blue")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(class_image(label, rng)).save(folder / f"{i}.png")
+
+
+def test_a_model_trained_on_a_relative_folder_evaluates_from_another_folder(tmp_path, monkeypatch, capsys):
+    import resnetlab
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    _colour_folder(work / "shapes")
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    result = resnetlab.train(model="resnet20", data="shapes/", epochs=1, batch_size=8, project=str(tmp_path / "runs"),
+                             display="none", plots=False, tensorboard=False, checkpoint_minutes=0)
+    info = resnetlab.read_info(result.best_path)
+    assert info.training["dataset"] == "shapes/" and info.training["dataset_path"] == str(work / "shapes")
+    monkeypatch.chdir(elsewhere)  # was: unknown dataset 'shapes/'
+    assert main(["evaluate", str(result.best_path), "--json", "--no-report"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 18
+
+
+def test_int8_without_calibration_data_says_how_to_give_some(tmp_path, capsys):
+    import resnetlab
+
+    clf = resnetlab.Classifier("resnet20", num_classes=3, input_shape=(16, 16, 3), device="cpu")
+    from imagefolder import class_image
+
+    rng = np.random.default_rng(1)
+    x = np.stack([class_image(i % 3, rng) for i in range(12)])
+    clf.fit(x, np.arange(12) % 3, epochs=1, batch_size=4, verbose=0)
+    path = clf.save(tmp_path / "clf.safetensors")
+    _colour_folder(tmp_path / "images", per_class=3)
+    one = str(tmp_path / "images" / "test" / "red" / "0.png")
+    assert main(["predict", str(path), one, "--precision", "int8"]) == 2
+    err = capsys.readouterr().err  # was: "no backend could run this model at precision=int8", nothing more
+    assert "names no dataset" in err and "calibration=FOLDER" in err
+    assert main(["predict", str(path), one, "precision=int8", f"calibration={tmp_path / 'images'}", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)[0]["top"]) == 3  # calibrated on the folder, predicted
