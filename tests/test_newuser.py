@@ -95,3 +95,37 @@ def test_int8_without_calibration_data_says_how_to_give_some(tmp_path, capsys):
     assert "names no dataset" in err and "calibration=FOLDER" in err
     assert main(["predict", str(path), one, "precision=int8", f"calibration={tmp_path / 'images'}", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)[0]["top"]) == 3  # calibrated on the folder, predicted
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def test_data_inspect_and_data_path_recognize_an_official_folder(tmp_path, capsys):
+    import gzip
+
+    from resnetlab.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    idx = tmp_path / "mnist-copy"
+    idx.mkdir()
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        (idx / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(rng.integers(0, 256, (n, 28, 28)))))
+        (idx / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(np.arange(n) % 10)))
+    cifar = tmp_path / "cifar" / "cifar-10-batches-bin"  # the archive's own subfolder
+    cifar.mkdir(parents=True)
+    for b in range(5):
+        np.concatenate([np.full((2, 1), b, np.uint8), rng.integers(0, 256, (2, 3072), dtype=np.uint8)], 1).tofile(
+            cifar / f"data_batch_{b + 1}.bin")
+    np.concatenate([np.full((3, 1), 7, np.uint8), rng.integers(0, 256, (3, 3072), dtype=np.uint8)], 1).tofile(
+        cifar / "test_batch.bin")
+    # was: "has no class folders"
+    assert main(["data", "inspect", str(idx), "--verify", "false", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == "mnist" and sum(report["counts"]["train"]) == 30 and report["counts"]["test"][0] == 1
+    assert main(["data", "inspect", str(tmp_path / "cifar"), "verify=false", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == "cifar10" and report["counts"]["test"][7] == 3 and sum(report["counts"]["train"]) == 10
+    data = load_dataset(str(tmp_path / "cifar"), verify=False, val_fraction=0)  # data=PATH too
+    assert data.name == "cifar10" and len(data.train) == 10 and data.image_shape == (3, 32, 32)

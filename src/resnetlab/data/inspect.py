@@ -68,8 +68,13 @@ def inspect_dataset(name: str, *, data_dir: str | None = None, workers: int | No
 
     verify: check a named dataset's files against their published checksums (false: a non-official copy).
     """
+    from .sources import official_layout
+
     path = Path(name).expanduser()
-    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
+    official = official_layout(path)  # a folder of CIFAR batches or IDX files: the official counts, not folders
+    if official is not None:
+        name, data_dir = official, str(path)
+    elif path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return _files_report(path, workers)
     data = load_dataset(name, data_dir=data_dir, val_fraction=0, verify=verify)
     counts = {}

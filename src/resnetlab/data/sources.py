@@ -50,6 +50,10 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         loader, _ = DATASETS[key]
         return loader(data_dir=data_dir, val_fraction=val_fraction, download=download, verify=verify)
     path = Path(name).expanduser()
+    official = official_layout(path)
+    if official is not None:  # data=~/datasets/cifar10 means data=cifar10 data_dir=~/datasets/cifar10
+        loader, _ = DATASETS[official]
+        return loader(data_dir=str(path), val_fraction=val_fraction, download=False, verify=verify)
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return load_files_dataset(path, val_fraction=val_fraction, img_size=img_size, channels=channels,
                                   on_bad_image=on_bad_image, in_memory=in_memory, workers=workers)
@@ -59,3 +63,37 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         raise DataError(f"{path} is neither an image folder, a .csv manifest nor an .npz archive")
     raise DataError(f"unknown dataset {name!r}{did_you_mean(key, DATASETS)}; give one of {', '.join(DATASETS)}, "
                     f"or a path to an image folder, .csv manifest or .npz file")
+
+
+# files that tell an official dataset's own layout (flat, or in its archive's subfolder) from an image folder
+OFFICIAL_FILES = {
+    "cifar10": ("data_batch_1.bin", "cifar-10-batches-bin/data_batch_1.bin", "data_batch_1",
+                "cifar-10-batches-py/data_batch_1"),
+    "cifar100": ("train.bin", "cifar-100-binary/train.bin", "cifar-100-python/train"),
+}
+IDX_TRAIN_LABELS = "train-labels-idx1-ubyte"
+
+
+def official_layout(path: Path) -> str | None:
+    """The dataset name whose official files `path` holds (CIFAR-10/100 batches, MNIST-family IDX), else None.
+
+    The MNIST family share file names: the training labels' MD5 says which one it is (MNIST when the
+    file is not an official one, so a modified copy still loads, and verify= has its say)."""
+    if not path.is_dir():
+        return None
+    for name, markers in OFFICIAL_FILES.items():
+        if any((path / marker).is_file() for marker in markers):
+            return name
+    if (path / "train").is_file() and (path / "meta").is_file():  # CIFAR-100 python version, extracted flat
+        return "cifar100"
+    for stem in (IDX_TRAIN_LABELS + ".gz", IDX_TRAIN_LABELS, "raw/" + IDX_TRAIN_LABELS + ".gz"):
+        if (path / stem).is_file():
+            from .idx import SOURCES
+            from .verify import cached_digest
+
+            digest = cached_digest(path / stem, "md5")
+            for name, (_, md5s, _, _) in SOURCES.items():
+                if digest in md5s:
+                    return name
+            return "mnist"
+    return None
