@@ -68,7 +68,7 @@ def test_predict_table_and_json(cli_run, tmp_path, capsys):
     (tmp_path / "bad.png").write_text("nope")
     model = str(cli_run / "best.safetensors")
     files = [str(tmp_path / n) for n in ("digit.png", "digit.jpg", "bad.png")]
-    assert main(["predict", model, *files, "--json", "--topk", "3"]) == 0
+    assert main(["predict", model, *files, "--json", "--topk", "3"]) == 1  # bad.png failed; the rest predicted
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert [len(r.get("top", [])) for r in result] == [3, 3, 0]
