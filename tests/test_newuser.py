@@ -129,3 +129,13 @@ def test_data_inspect_and_data_path_recognize_an_official_folder(tmp_path, capsy
     assert report["source"] == "cifar10" and report["counts"]["test"][7] == 3 and sum(report["counts"]["train"]) == 10
     data = load_dataset(str(tmp_path / "cifar"), verify=False, val_fraction=0)  # data=PATH too
     assert data.name == "cifar10" and len(data.train) == 10 and data.image_shape == (3, 32, 32)
+
+
+def test_a_torchscript_archive_is_named_after_its_file(digits_run, tmp_path, capsys):
+    import zipfile
+
+    out = tmp_path / "digits.pt"
+    assert main(["export", str(digits_run.best_path), "format=torchscript", f"out={out}"]) == 0
+    names = zipfile.ZipFile(out).namelist()
+    assert {name.split("/")[0] for name in names} == {"digits"}  # was: a temporary file's name
+    assert not [p for p in tmp_path.iterdir() if p.name != "digits.pt"]  # no temporary file left beside it

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +181,15 @@ def export_torchscript(model: nn.Module, info: ModelInfo, path: str | Path, *, n
         warnings.simplefilter("ignore")
         example = torch.rand(2, *info.input_size, generator=torch.Generator().manual_seed(0))  # not the user's RNG
         traced = torch.jit.trace(reference, example, check_trace=False)
-    atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=export_metadata(info, normalize)))
+    def write(tmp: Path) -> None:
+        # torch names the archive's inner folder after the file it writes: save under the final name in a
+        # private folder, then move it to atomic_write's temporary file (which becomes `path`)
+        with tempfile.TemporaryDirectory(dir=tmp.parent) as folder:
+            inner = Path(folder) / path.name
+            torch.jit.save(traced, str(inner), _extra_files=export_metadata(info, normalize))
+            os.replace(inner, tmp)
+
+    atomic_write(path, write)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still widely deployed
         loaded = torch.jit.load(str(path))
