@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--data-dir", default=str(SHARED_DATA / "cifar10"))
-    parser.add_argument("--server-args", nargs="*", default=[], help="key=value settings for resnetlab serve")
+    parser.add_argument("--server-args", nargs="*", default=["access_log=false"],  # as measured before the log
+                        help="key=value settings for resnetlab serve")
     parser.add_argument("--out", default="benchmarks/results/serve_load.json")
     args = parser.parse_args()
     fresh_cache()  # the server (a child process) measures its auto choice anew

@@ -140,9 +140,13 @@ def test_web_page_in_headless_chromium_shows_the_top5(server, digits):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(server)
             page.wait_for_function("document.getElementById('model').textContent.includes('resnet20')")
+            # one box of a real size: an inline <label> around a block is 3 boxes (dashed slivers), although
+            # their union (bounding_box) is 760x109
+            drop_boxes = page.evaluate("[...document.getElementById('drop').getClientRects()]"
+                                       ".map((r) => ({width: r.width, height: r.height}))")
             page.set_input_files("#file", str(files[3]))
             page.wait_for_selector("#results .row", timeout=20_000)
             labels = page.locator("#results .row .label").all_text_contents()
@@ -151,5 +155,7 @@ def test_web_page_in_headless_chromium_shows_the_top5(server, digits):
             assert page.locator("#error").text_content() == ""
         finally:
             browser.close()
+    assert len(drop_boxes) == 1, drop_boxes
+    assert drop_boxes[0]["width"] > 300 and drop_boxes[0]["height"] > 100, drop_boxes
     assert labels == expected[3].labels
     assert probs[0] == f"{100 * expected[3].probs[0]:.1f}%"

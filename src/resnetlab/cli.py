@@ -482,7 +482,8 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = ("host", "port", "backend", "precision", "device", "max_batch_size", "max_wait_ms", "max_body_mb",
-                "max_pixels", "max_files", "max_decode_mpix", "timeout_s", "header_timeout_s", "stall_timeout_s")
+                "max_pixels", "max_files", "max_decode_mpix", "timeout_s", "header_timeout_s", "stall_timeout_s",
+                "access_log")
     args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {key: key for key in settings}, args)
     try:
@@ -626,6 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-timeout-s", dest="stall_timeout_s", default=None,
                    help="longest pause in an upload, then 408 (10)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
+    p.add_argument("--access-log", dest="access_log", default=None, action=argparse.BooleanOptionalAction,
+                   help="a line per request on stdout (default on; --no-access-log or access_log=false: off)")
     _backend_options(p)
     p.set_defaults(func=cmd_serve)
 

@@ -1,11 +1,13 @@
 """The HTTP API and web page for one model file (FastAPI; `pip install 'resnetlab[serve]'`).
 
-    POST /v1/predict        one image: multipart upload (any field name) or the raw bytes as the body
+    POST /v1/predict        one image: multipart upload (any field name) or the raw bytes as the body (an image
+                            is known by its first bytes, whatever the Content-Type)
     POST /v1/predict/batch  several images as a multipart upload; per-image errors are reported inline
     GET  /v1/model          the model's metadata: architecture, classes, preprocessing, backend
     GET  /healthz           liveness
     GET  /                  a web page: choose or drop an image, see the top-5 classes as bars
-    GET  /docs              OpenAPI documentation (FastAPI's)
+    GET  /docs              the endpoints and their parameters, a page that works offline (serve/docs.py)
+    GET  /openapi.json      the OpenAPI schema
 
 Every error is JSON `{"error": "..."}` with a status that says what to fix: 408 for an upload that
 stalled or ran past the timeout, 413 for a body or an image over the limits, 415 for a file that is
@@ -41,7 +43,8 @@ from ..errors import ConfigError
 from ..inference import describe
 from ..predict import Predictor
 from .batcher import MicroBatcher
-from .decode import DecodeBusy, DecodePlan, PixelBudget, decode_upload, plan_decode
+from .decode import DecodeBusy, DecodePlan, PixelBudget, decode_upload, plan_decode, sniff_image
+from .docs import docs_page
 
 log = logging.getLogger("resnetlab.serve")
 INLINE_DECODE_BYTES = 16 * 1024  # smaller uploads are decoded on the event loop (a 32x32 PNG: about 50 us)
@@ -75,10 +78,13 @@ class ServeConfig:
     backend: str = "auto"
     precision: str = "fp32"
     device: str = "auto"
+    access_log: bool = True  # one line per request on stdout: client, request line, status (uvicorn's format)
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError(f"host must be an address such as 127.0.0.1 or 0.0.0.0, got {self.host!r}")
+        if not isinstance(self.access_log, bool):
+            raise ConfigError(f"access_log must be true or false, got {self.access_log!r}")
         for name, (low, high, note) in INTEGER_SETTINGS.items():
             _check_integer(name, getattr(self, name), low, high, note)
         for name, low in NUMBER_SETTINGS.items():
@@ -118,6 +124,9 @@ class RequestError(Exception):
 STATUS_FOR = {"too_large": 413, "not_an_image": 415, "corrupt": 422, "empty": 422, "missing": 422}
 
 
+# content types that say "not an image": refused (415) unless the body starts like one (curl --data-binary
+# without -H sends application/x-www-form-urlencoded)
+NOT_IMAGE_TYPES = ("application/x-www-form-urlencoded", "application/json", "text/")
 CLOSE = {"connection": "close"}  # answers sent before the body is read: the rest of it must not be parsed
 
 
@@ -167,7 +176,7 @@ async def _uploads(request: Request, config: ServeConfig) -> list[tuple[str, byt
             raise RequestError(422, "the multipart upload has no file; attach the image as a file field, "
                                     "e.g. curl -F file=@cat.jpg")
         return files
-    if content_type.startswith(("application/x-www-form-urlencoded", "application/json", "text/")):
+    if content_type.startswith(NOT_IMAGE_TYPES) and not sniff_image(body):  # an image's bytes win over its label
         raise RequestError(415, f"expected an image, got content type {content_type!r}; send the image bytes "
                                 f"(e.g. curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg') or a "
                                 f"multipart upload (curl -F file=@cat.jpg)")
@@ -223,7 +232,8 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         yield
         await batcher.stop()
 
-    app = FastAPI(title="resnetlab", version=__version__, lifespan=lifespan,
+    # FastAPI's /docs and /redoc load their scripts from a CDN (blank offline): our /docs is self-contained
+    app = FastAPI(title="resnetlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=f"Image classification with {predictor.info.arch.name} "
                               f"({predictor.info.num_classes} classes).")
     app.state.batcher, app.state.config, app.state.budget = batcher, config, budget
@@ -342,6 +352,13 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
         return {"status": "ok"}
 
     page_html = resources.files("resnetlab.serve").joinpath("page.html").read_text()  # read once, not per visit
+    docs_html: list[str] = []  # made at the first visit, once every route is registered
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        if not docs_html:
+            docs_html.append(docs_page(app.openapi()))
+        return docs_html[0]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -366,10 +383,28 @@ def serve(model_path: str, config: ServeConfig, weights: str | None = None) -> N
 
 
 def uvicorn_config(app: FastAPI, config: ServeConfig):
-    """How uvicorn runs `app`: our host and port, idle and header timeouts, and header size limit."""
+    """How uvicorn runs `app`: our host and port, idle and header timeouts, header size limit and logging."""
     import uvicorn
 
     from .protocol import guarded_protocol
 
-    return uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
+    return uvicorn.Config(app, host=config.host, port=config.port, log_config=_log_config(config.access_log),
+                          log_level=None, access_log=config.access_log,
                           http=guarded_protocol(config.header_timeout_s), timeout_keep_alive=KEEP_ALIVE_S)
+
+
+def _log_config(access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging, with its start-up chatter (uvicorn.error at INFO) quiet and the access log at INFO.
+
+    uvicorn's log_level sets one level for both loggers, so log_level="warning" also hid every access line.
+    """
+    from copy import deepcopy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging_config = deepcopy(LOGGING_CONFIG)
+    loggers = logging_config["loggers"]
+    loggers["uvicorn.error"] = {**loggers.get("uvicorn.error", {}), "level": "WARNING"}
+    loggers["uvicorn.asgi"] = {**loggers.get("uvicorn.asgi", {}), "level": "WARNING"}
+    loggers["uvicorn.access"] = {**loggers.get("uvicorn.access", {}), "level": "INFO" if access_log else "WARNING"}
+    return logging_config

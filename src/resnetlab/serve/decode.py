@@ -30,6 +30,19 @@ from ..data.images import read_for_model
 REDUCING_GAP = 2.0  # decode at least this many times the size the resize needs (Pillow's thumbnail default)
 
 
+# the first bytes of each image format the server reads whatever the request's Content-Type says: curl's
+# --data-binary without -H labels any file application/x-www-form-urlencoded
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF87a": "gif", b"GIF89a": "gif",
+                    b"BM": "bmp", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image format that `data` starts like (png, jpeg, gif, bmp, webp, tiff), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return next((name for magic, name in IMAGE_SIGNATURES.items() if data.startswith(magic)), None)
+
+
 class DecodeBusy(Exception):
     """The pixel budget cannot hold this image now; the client should retry shortly."""
 

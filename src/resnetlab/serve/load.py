@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -113,27 +114,32 @@ def running_server(model: str | Path, settings: list[str] | tuple[str, ...] = ()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "resnetlab", "serve", str(model), f"port={port}", *settings],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + start_timeout
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                raise RuntimeError(f"the server did not start: {process.communicate()[0]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
+    # output to a file, not a pipe: nobody reads a pipe while serving, and the access log (a line per request)
+    # would fill its 64 KB and block the server
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen([sys.executable, "-m", "resnetlab", "serve", str(model), f"port={port}",
+                                    *settings], stdout=output, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + start_timeout
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.time() > deadline:
+                    process.kill()
+                    process.wait()
+                    output.seek(0)
+                    raise RuntimeError(f"the server did not start: {output.read()}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
