@@ -69,3 +69,54 @@ def test_heat_maps_point_at_the_object(tmp_path):
                  "--out", str(tmp_path / "cam")]) == 0
     assert (tmp_path / "cam" / "sq_gradcam.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["explain", str(tmp_path / "m.safetensors"), str(path), "--class", "gren"]) == 2
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """An untrained two-class resnet20 file (Grad-CAM runs the same on any weights)."""
+    torch.manual_seed(0)
+    clf = resnetlab.Classifier("resnet20", num_classes=2, input_shape=(32, 32, 3), class_names=["red", "green"],
+                               device="cpu")
+    return clf.save(tmp_path_factory.mktemp("model") / "m.safetensors")
+
+
+def _photo(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.full((32, 32, 3), 40, np.uint8)
+    image[8:24, 8:24] = colour
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_same_names_in_different_folders_keep_their_folders(model_file, tmp_path):
+    photos = tmp_path / "photos"
+    _photo(photos / "a" / "x.png", (255, 0, 0))
+    _photo(photos / "a" / "x.jpg", (0, 0, 255))  # same stem in one folder: the second in sorted order gets its suffix
+    _photo(photos / "b" / "x.png", (0, 255, 0))
+    _photo(photos / "b" / "deep" / "x.png", (255, 255, 0))
+    out = tmp_path / "cam"
+    assert main(["explain", str(model_file), str(photos / "a"), str(photos / "b"), "--out", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["a/x_gradcam.png", "a/x_png_gradcam.png", "b/deep/x_gradcam.png", "b/x_gradcam.png"]
+    assert len({p.read_bytes() for p in out.rglob("*.png")}) == 4  # four images, four different overlays
+    # one folder's images go straight into the output folder; a mistyped name does not move them
+    flat = tmp_path / "flat"
+    assert main(["explain", str(model_file), str(photos / "b" / "x.png"), str(tmp_path / "nope" / "y.png"),
+                 "--out", str(flat)]) == 0
+    assert [p.name for p in flat.rglob("*.png")] == ["x_gradcam.png"] and (flat / "x_gradcam.png").is_file()
+
+
+def test_cli_takes_out_class_and_device_words_anywhere(model_file, tmp_path, capsys):
+    image = _photo(tmp_path / "x.png", (255, 0, 0))
+    out = tmp_path / "cam"
+    assert main(["explain", f"out={out}", str(model_file), "class=green", str(image), "device=cpu"]) == 0
+    table = capsys.readouterr().out
+    assert (out / "x_gradcam.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "out=cam").exists()
+    assert "green" in table and "error" not in table  # `out=...` was not taken for an image
+    assert main(["explain", str(model_file), str(image), "class_name=red", "--out", str(tmp_path / "c2")]) == 0
+    assert (tmp_path / "c2" / "x_gradcam.png").is_file() and "red" in capsys.readouterr().out
+    assert main(["explain", str(model_file), str(image), "--class", "green", "--out", str(tmp_path / "c3"),
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "c3" / "x_gradcam.png").is_file()
+    assert main(["explain", str(model_file), str(image), "ot=cam"]) == 2
+    assert "unknown option 'ot'; did you mean 'out'?" in capsys.readouterr().err

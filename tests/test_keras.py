@@ -191,3 +191,13 @@ def test_input_shape_in_channels_first_order_is_caught():
 def test_predict_before_building_says_what_to_do():
     with pytest.raises(ValueError, match="call fit first"):
         resnetlab.Classifier("resnet20").predict(np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_summary_prints_once_and_returns_none_as_in_keras(capsys):
+    clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(28, 28, 3), device="cpu")
+    line = "resnet20: 269,722 parameters, input (28, 28, 3), 10 classes"
+    print(clf.summary())  # Keras' idiom shows the summary once, then "None"
+    assert capsys.readouterr().out == f"{line}\nNone\n"
+    lines = []
+    assert clf.summary(print_fn=lines.append) is None
+    assert lines == [line] and capsys.readouterr().out == ""

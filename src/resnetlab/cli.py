@@ -279,7 +279,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain_files
     from .predict import Predictor, expand_paths
 
-    images = _split_model(args, [args.model, *args.images])
+    words = _split_model(args, [args.model, *args.images])
+    images = [w for w in words if "=" not in w or Path(w).exists()]  # a file may have "=" in its name
+    _key_values([w for w in words if w not in images], {"out": "out", "class": "class_name",
+                                                         "class_name": "class_name", "device": "device"}, args)
     if not images:
         raise ConfigError("give the image files, folders or globs to explain")
     predictor = Predictor.from_file(args.model, device=args.device, weights=args.weights)
@@ -287,12 +290,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     results = explain_files(predictor, expand_paths(images), out, class_name=args.class_name)
     table = Table(title=f"Grad-CAM of {Path(args.model).name} (heat maps in {out})")
     for column in ("image", "explained class", "probability", "predicted", "heat map"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a path cut short with "..." names no file
     for r in results:
         if r.error:
             table.add_row(r.source, "[red]error[/red]", "", "", r.error)
         else:
-            table.add_row(r.source, r.label, f"{r.prob:.1%}", r.predicted, r.heat_path.name)
+            table.add_row(r.source, r.label, f"{r.prob:.1%}", r.predicted, str(r.heat_path.relative_to(out)))
     console.print(table)
     failures = [r for r in results if r.error]
     for r in failures:
@@ -568,10 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="Grad-CAM heat maps: where the evidence for the class is")
     p.add_argument("model", help="model file (.safetensors or .h5), or model=ARCH weights=NAME anywhere")
-    p.add_argument("images", nargs="*", help="image files, folders or globs")
+    p.add_argument("images", nargs="*", help="image files, folders or globs; also out=DIR class=NAME device=DEVICE")
     _weights_option(p)
     p.add_argument("--class", dest="class_name", default=None, help="explain this class (default: the predicted one)")
-    p.add_argument("--out", default=None, help="folder for the PNG overlays (default: next to the model, explain/)")
+    p.add_argument("--out", default=None, help="folder for the PNG overlays, in the images' subfolders "
+                                               "(default: next to the model, explain/)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_explain)
 

@@ -109,7 +109,7 @@ class RunConfig:
     progress: bool = True  # rich progress bar; off prints one line per epoch
     resume: str | None = None  # continue an interrupted run: its folder (or its last.safetensors)
     checkpoint_minutes: float = 10.0  # also write `last` this often within an epoch; 0: at epoch ends only
-    tensorboard: bool = True  # write TensorBoard event files when the tensorboard package is installed
+    tensorboard: bool = False  # write TensorBoard event files (needs the package: pip install 'resnetlab[tensorboard]')
     plots: bool = True  # redraw curves.png (loss, accuracy, lr) after every epoch
     sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
     tta: Literal["none", "flip", "flip+shift"] = "none"  # test-time augmentation for the final test evaluation

@@ -7,6 +7,7 @@ the ReLU of the weighted sum, upsampled to the image, is the heat map.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,12 @@ class Explanation:
 
 def explain_files(predictor: Predictor, paths: list[str | Path], out_dir: str | Path, *,
                   class_name: str | None = None) -> list[Explanation]:
-    """Write `<out_dir>/<file stem>_gradcam.png` for each image; unreadable files get `error` set."""
+    """Write `<out_dir>/<folder>/<file stem>_gradcam.png` for each image; unreadable files get `error` set.
+
+    `<folder>` is the image's folder relative to the common folder of all `paths`, so `a/x.jpg` and `b/x.jpg`
+    get `out_dir/a/x_gradcam.png` and `out_dir/b/x_gradcam.png` (images of one folder: straight in `out_dir`);
+    `x.jpg` beside `x.png` gets `x_png_gradcam.png`.
+    """
     info = predictor.info
     target = None
     if class_name is not None:
@@ -63,7 +69,8 @@ def explain_files(predictor: Predictor, paths: list[str | Path], out_dir: str | 
         target = info.class_names.index(class_name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    folders = _relative_folders(paths)
+    results, written = [], set()
     for path in paths:
         try:
             pixels = predictor.read_file(path)  # uint8 [C, H, W], resized as the model expects
@@ -76,11 +83,28 @@ def explain_files(predictor: Predictor, paths: list[str | Path], out_dir: str | 
         probs = torch.softmax(logits.float(), dim=1)[0]
         chosen = int(probs.argmax()) if target is None else target
         label = info.class_names[chosen]
-        out = out_dir / f"{Path(path).stem}_gradcam.png"
+        out = out_dir / folders.get(str(path), Path()) / f"{Path(path).stem}_gradcam.png"
+        if out in written:  # x.jpg and x.png in one folder
+            out = out.with_name(f"{Path(path).stem}_{Path(path).suffix.lstrip('.')}_gradcam.png")
+        written.add(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         caption = f"{Path(path).name}: {label} ({probs[chosen]:.1%})"
         heatmap_overlay(pixels.transpose(1, 2, 0), heat[0].cpu().numpy(), out, caption=caption)
         results.append(Explanation(str(path), label, float(probs[chosen]), info.class_names[int(probs.argmax())], out))
     return results
+
+
+def _relative_folders(paths: list[str | Path]) -> dict[str, Path]:
+    """Each file's folder relative to the deepest folder holding them all (symbolic links kept as given).
+
+    Names that are no file (a typo, reported as an error) are left out: they do not move the others' maps."""
+    folders = {str(path): Path(os.path.abspath(Path(path).expanduser())).parent for path in paths
+               if Path(path).expanduser().is_file()}
+    try:
+        root = Path(os.path.commonpath(list(folders.values()))) if folders else Path()
+    except ValueError:  # Windows: no common folder across drives
+        return {path: Path(folder.name) for path, folder in folders.items()}
+    return {path: folder.relative_to(root) for path, folder in folders.items()}
 
 
 def heat_centre_of_mass(heat: np.ndarray) -> tuple[float, float]:

@@ -15,7 +15,7 @@ same code the CLI calls).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -398,15 +398,17 @@ class Classifier:
         clf.info, clf._measure_stats = info, False
         return clf
 
-    def summary(self) -> str:
-        """A short description: architecture, parameters, input shape, classes."""
+    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
+        """Print a short description: architecture, parameters, input shape, classes.
+
+        Returns None, as Keras' `summary()` does; `print_fn` is called with each line instead of `print`
+        (`print_fn=lines.append` keeps the text).
+        """
         self._require_model()
         params = sum(p.numel() for p in self.model.parameters())
         c, h, w = self.info.input_size
-        text = (f"{self.info.arch.name}: {params:,} parameters, input ({h}, {w}, {c}), "
-                f"{self.info.num_classes} classes")
-        print(text)
-        return text
+        (print_fn or print)(f"{self.info.arch.name}: {params:,} parameters, input ({h}, {w}, {c}), "
+                            f"{self.info.num_classes} classes")
 
     def _require_model(self) -> None:
         if self.model is None:

@@ -74,3 +74,18 @@ def test_train_applies_overrides_on_a_given_config_and_validates(tmp_path):
     with pytest.raises(ConfigError, match="unknown progress display"):
         resnetlab.train(config, display="fancy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resnet20-digits"]  # failures leave no run folder
+
+
+def test_tensorboard_without_the_package_warns_once_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # `import` of it now fails: not installed
+    quiet = dict(epochs=2, project=str(tmp_path), display="none", plots=False, checkpoint_minutes=0)
+    result = resnetlab.train(tensorboard=True, **quiet)
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "tensorboard" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: tensorboard=true, but the tensorboard package "
+                                                         "is not installed")
+    assert "pip install tensorboard" in warnings[0] and "pip install 'resnetlab[tensorboard]'" in warnings[0]
+    assert not list(result.run_dir.glob("events.out.tfevents.*"))
+    resnetlab.train(tensorboard=False, **quiet)
+    assert "tensorboard" not in capsys.readouterr().out  # asked for none: nothing to say

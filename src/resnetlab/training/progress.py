@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Column, Table
+from rich.text import Text
 
 from ..errors import ConfigError
 
@@ -21,6 +33,41 @@ class ProgressDisplay(Protocol):
     def close(self) -> None: ...
 
 
+class _StatsColumn(TextColumn):
+    """The loss/accuracy text: one line, cut short with "…" where the row is too wide (rather than a timer)."""
+
+    def __init__(self) -> None:
+        super().__init__("{task.fields[stats]}", markup=False, table_column=Column())  # a wrapable column shrinks
+
+    def render(self, task: Task) -> Text:
+        text = super().render(task)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        return text
+
+
+class _FittedProgress(Progress):
+    """A Progress whose timers are never cut: below `narrow` columns the bar is left out, and the stats shrink."""
+
+    narrow = 100  # terminal columns; an 80-column row then still shows the loss and accuracy
+
+    def __init__(self, *columns: ProgressColumn, console: Console, **options: Any) -> None:
+        self.terminal = console  # read while Progress.__init__ runs, before its `console` property works
+        super().__init__(*columns, console=console, **options)
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        wide = self.terminal.width >= self.narrow
+        columns = [c for c in self.columns if wide or not isinstance(c, BarColumn)]
+        table = Table.grid(*(c.get_table_column().copy() for c in columns), padding=(0, 1), expand=self.expand)
+        for task in tasks:
+            if task.visible:
+                table.add_row(*(c(task) for c in columns))
+        return table
+
+
+def _timer() -> Column:
+    return Column(no_wrap=True, min_width=7)  # "0:00:05" whole, never shrunk to fit the row
+
+
 class RichProgress:
     """A Keras-like bar per epoch with loss, accuracy, lr, step, images/s, elapsed time and ETA."""
 
@@ -28,9 +75,12 @@ class RichProgress:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console()
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        # rich shrinks the wrapable columns of a row too wide for the terminal: only the bar and the stats are
+        # (rich's default lets it squeeze the timers to "0:…" at 120 columns)
+        self.bar = _FittedProgress(
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)), _StatsColumn(),
+            TimeElapsedColumn(table_column=_timer()), TextColumn("ETA"), TimeRemainingColumn(table_column=_timer()),
             console=self.console, transient=False,
         )
         self.bar.start()

@@ -3,7 +3,7 @@
 Each run gets its own folder `<project>/<name>/`: `config.yaml` (the resolved settings), `metrics.csv`,
 `curves.png`, `best.safetensors` (the model file with the best validation accuracy, EMA weights when
 on), `last.safetensors` (a training checkpoint: resume from it), `results.json`, TensorBoard events
-when tensorboard is installed, and `skipped.txt` (JSON lines: path, reason) when bad images were left out.
+with tensorboard=true, and `skipped.txt` (JSON lines: path, reason) when bad images were left out.
 """
 
 from __future__ import annotations
@@ -328,6 +328,10 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     if writer is not None:
         if display != "none":
             print(f"{'resuming' if config.run.resume else 'run'} {run_dir}: {settings_line}")
+        if config.run.tensorboard and writer.tensorboard is None:  # the package is optional: say so, once
+            print("warning: tensorboard=true, but the tensorboard package is not installed: no TensorBoard event "
+                  "files. Install it with `pip install tensorboard` (or `pip install 'resnetlab[tensorboard]'`), "
+                  "or set tensorboard=false")
         if not config.run.resume:
             _write_skipped(run_dir, data.skipped)
             for note in notes:
