@@ -268,7 +268,7 @@ def test_tensorboard_events_and_curves(tmp_path, monkeypatch):
             calls.append(("closed", 0))
 
     monkeypatch.setattr(writer, "_tensorboard", lambda run_dir: FakeSummaryWriter())
-    result = resnetlab.train(epochs=2, project=str(tmp_path), display="none", checkpoint_minutes=0)
+    result = resnetlab.train(epochs=2, project=str(tmp_path), display="none", checkpoint_minutes=0, tensorboard=True)
     assert ("train/loss", 1) in calls and ("val/accuracy", 2) in calls and calls[-1] == ("closed", 0)
     assert (result.run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
