@@ -139,3 +139,19 @@ def test_a_torchscript_archive_is_named_after_its_file(digits_run, tmp_path, cap
     names = zipfile.ZipFile(out).namelist()
     assert {name.split("/")[0] for name in names} == {"digits"}  # was: a temporary file's name
     assert not [p for p in tmp_path.iterdir() if p.name != "digits.pt"]  # no temporary file left beside it
+
+
+def test_info_on_a_pickle_or_a_torchscript_export_says_what_to_do(digits_run, tmp_path, capsys):
+    import torch
+
+    pth = tmp_path / "weights.pth"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), pth)
+    assert main(["info", str(pth)]) == 2
+    assert f"resnetlab import-weights {pth} arch=ARCH" in capsys.readouterr().err  # was: create_model + load_state_dict
+    exported = tmp_path / "c10.pt"
+    assert main(["export", str(digits_run.best_path), "format=torchscript", f"out={exported}"]) == 0
+    capsys.readouterr()
+    for argv in (["info", str(exported)], ["train", f"weights={exported}", "epochs=1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err  # was: weights=c10.pt suggested, then a raw torch error
+        assert "is a TorchScript program" in err and "torch.jit.load" in err and "Traceback" not in err

@@ -43,6 +43,17 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".keras.h5")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A zip holding compiled code (ARCHIVE/code/...): torch.jit.save's layout, which torch.save never writes."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.split("/")[1:2] == ["code"] for name in archive.namelist()[:10_000])
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _file_kind(path: Path) -> str:
     """Return "safetensors" or "hdf5" by content, or raise saying what the file looks like instead."""
     try:
@@ -60,6 +71,10 @@ def _file_kind(path: Path) -> str:
         header_len = int.from_bytes(head[:8], "little")
         if 2 <= header_len <= 100_000_000 and head[8:9] == b"{":
             return "safetensors"
+    if head.startswith(b"PK\x03\x04") and _is_torchscript(path):
+        raise ModelFileError(f"{path} is a TorchScript program (what `resnetlab export format=torchscript` writes): "
+                             f"load it with torch.jit.load; resnetlab reads the model file it was exported from "
+                             f"(.safetensors or .h5)")
     if head.startswith(b"PK\x03\x04") or head[:2] in (b"\x80\x02", b"\x80\x04", b"\x80\x05"):
         return "pickle"
     if len(head) == 0:
@@ -185,8 +200,9 @@ def _model_file_kind(path: Path) -> str:
     kind = _file_kind(path)
     if kind == "pickle":
         raise ModelFileError(f"{path} is a PyTorch pickle (.pt/.pth); model files are safetensors or HDF5 and "
-                             f"never need unpickling. To start from its weights use weights={path} (read with "
-                             f"weights_only=True); to convert it, create_model + load_state_dict + save_model")
+                             f"never need unpickling. Convert it: resnetlab import-weights {path} arch=ARCH "
+                             f"(`resnetlab models` lists them), or start training from it with weights={path} "
+                             f"(read with weights_only=True)")
     return kind
 
 
@@ -326,8 +342,8 @@ def read_info(path: str | Path) -> ModelInfo:
 
 def _info_from(path: Path, metadata: dict[str, str]) -> ModelInfo:
     if META_KEY not in metadata:
-        raise ModelFileError(f"{path} holds tensors but no resnetlab metadata (a bare state dict?); build the "
-                             f"model with resnetlab.create_model, load_state_dict, and save it with save_model")
+        raise ModelFileError(f"{path} holds tensors but no resnetlab metadata (a bare state dict?); convert it: "
+                             f"resnetlab import-weights {path} arch=ARCH (`resnetlab models` lists them)")
     text = metadata[META_KEY]
     if len(text) > MAX_METADATA_CHARS:
         raise ModelFileError(f"{path} has {len(text):,} characters of resnetlab metadata; resnetlab writes at most "
