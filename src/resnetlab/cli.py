@@ -462,7 +462,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import_weights(args: argparse.Namespace) -> int:
     from .interop import import_weights
 
-    _key_values(args.extra, {"arch": "arch", "out": "out", "img_size": "img_size", "classes": "classes"}, args)
+    _key_values(args.extra, {"arch": "arch", "out": "out", "img_size": "img_size", "classes": "classes",
+                             "mean": "mean", "std": "std", "crop_pct": "crop_pct", "interpolation": "interpolation"},
+                args)
     if not args.arch:
         raise ConfigError("give the architecture the weights are for: arch=resnet50 (see `resnetlab models`)")
     names = None
@@ -476,10 +478,28 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     out = args.out or Path(args.file).with_suffix(".safetensors").name
     if Path(out).resolve() == Path(args.file).resolve():
         raise ConfigError(f"the model file would replace its source {args.file}; give another name with out=FILE")
-    path, info = import_weights(args.file, args.arch, out, class_names=names,
-                                img_size=_count("img_size", args.img_size, 8))
-    print(f"wrote {path}: {info.arch.name}, {info.num_classes} classes, input {info.input_size}, "
-          f"resize {round(info.input_size[1] / info.crop_pct)} + center crop, mean {info.mean} std {info.std}")
+    from .config import coerce
+
+    def numbers(key: str) -> tuple[float, ...] | None:
+        text = getattr(args, key)
+        if text is None:
+            return None
+        try:
+            return tuple(float(v) for v in str(text).split(","))
+        except ValueError:
+            raise ConfigError(f"{key} must be numbers separated by commas, e.g. {key}=0.485,0.456,0.406; "
+                              f"got {text!r}") from None
+
+    path, info = import_weights(
+        args.file, args.arch, out, class_names=names,
+        img_size=None if args.img_size is None else _count("img_size", args.img_size, 8),
+        crop_pct=None if args.crop_pct is None else coerce("crop_pct", args.crop_pct, float),
+        interpolation=args.interpolation, mean=numbers("mean"), std=numbers("std"))
+    resize = "resized straight" if info.crop_pct >= 1 else \
+        f"resize {round(info.input_size[1] / info.crop_pct)} + center crop"
+    print(f"wrote {path}: {info.arch.name}, {info.num_classes} classes ({', '.join(info.class_names[:3])}, ...), "
+          f"input {info.input_size[1]}x{info.input_size[2]} ({resize}, {info.interpolation}), mean {info.mean} "
+          f"std {info.std}")
     return 0
 
 
@@ -604,10 +624,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import-weights", help="torchvision/timm ResNet weights (.pth, .safetensors) -> a model file")
     p.add_argument("file", help="state dict file (.pth is read with weights_only=True)")
-    p.add_argument("extra", nargs="*", help="arch=resnet50 out=FILE img_size=224 classes=names.txt")
+    p.add_argument("extra", nargs="*",
+                   help="arch=resnet50 out=FILE img_size=224 mean=R,G,B std=R,G,B crop_pct=0.875 classes=FILE")
     p.add_argument("--arch", default=None)
     p.add_argument("--out", default=None)
-    p.add_argument("--img-size", dest="img_size", default=224)
+    p.add_argument("--img-size", dest="img_size", default=None, help="default: the architecture's (224, or 32)")
+    p.add_argument("--mean", default=None, help="per-channel mean, comma-separated (default: ImageNet's or CIFAR's)")
+    p.add_argument("--std", default=None, help="per-channel std, comma-separated")
+    p.add_argument("--crop-pct", dest="crop_pct", default=None, help="crop / resize (0.875: 256 -> 224; 1: none)")
+    p.add_argument("--interpolation", default="bilinear", help="bilinear | bicubic | nearest | box | lanczos")
     p.add_argument("--classes", default=None, help="text file, one class name per line (default: ImageNet's)")
     p.set_defaults(func=cmd_import_weights)
 

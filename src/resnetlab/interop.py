@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import check_tensors, read_state_dict, save_model
-from .data.stats import IMAGENET_MEAN, IMAGENET_STD
+from .data.stats import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
 from .errors import ModelFileError
 from .info import ModelInfo
 from .registry import create_model, get_model_entry
@@ -31,13 +31,16 @@ def imagenet_class_names() -> list[str]:
 
 
 def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names: list[str] | None = None,
-                   img_size: int = 224, crop_pct: float = 224 / TORCHVISION_RESIZE,
-                   interpolation: str = "bilinear", mean: tuple[float, ...] = IMAGENET_MEAN,
-                   std: tuple[float, ...] = IMAGENET_STD, options: dict | None = None) -> tuple[Path, ModelInfo]:
+                   img_size: int | None = None, crop_pct: float | None = None,
+                   interpolation: str = "bilinear", mean: tuple[float, ...] | None = None,
+                   std: tuple[float, ...] | None = None, options: dict | None = None) -> tuple[Path, ModelInfo]:
     """Turn a torchvision/timm state dict (.pth via weights_only=True, or .safetensors) into a model file.
 
-    The class count comes from the file's classifier; 1,000 classes get the ImageNet names. Missing,
-    unexpected or mis-shaped tensors raise ModelFileError listing them.
+    The class count comes from the file's classifier. Preprocessing not given follows the architecture:
+    an ImageNet-stem net gets torchvision's (224 px, resize 256 + center crop, ImageNet mean/std), a
+    small-stem (CIFAR) net 32 px with no crop and CIFAR-10's (100 classes: CIFAR-100's) mean/std. Class
+    names: ImageNet's for 1,000 classes, CIFAR's for a small-stem net of 10 or 100, else "0".."n-1".
+    Missing, unexpected or mis-shaped tensors raise ModelFileError listing them.
     """
     path = Path(path)
     get_model_entry(arch)
@@ -52,11 +55,22 @@ def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names:
     model = create_model(arch, num_classes=num_classes, in_chans=in_chans, **(options or {}))
     tensors = check_tensors(path, model, tensors)  # exact names and shapes, or an error listing them
     model.load_state_dict(tensors, strict=True)
+    small = model.default_input_size[1] <= 64  # the CIFAR stem: 32x32-class inputs
     if class_names is None:
-        class_names = imagenet_class_names() if num_classes == 1000 else [str(i) for i in range(num_classes)]
-    info = ModelInfo(arch=model.arch, class_names=class_names, input_size=(in_chans, img_size, img_size),
-                     mean=mean[:in_chans], std=std[:in_chans], interpolation=interpolation, crop_pct=crop_pct,
-                     training={"imported_from": str(path)})
+        from .weights.load import class_names as dataset_classes
+
+        known = {1000: "imagenet", **({10: "cifar10", 100: "cifar100"} if small else {})}.get(num_classes)
+        class_names = dataset_classes(known) if known else [str(i) for i in range(num_classes)]
+    default_mean, default_std = ((CIFAR100_MEAN, CIFAR100_STD) if num_classes == 100 else (CIFAR10_MEAN, CIFAR10_STD)) \
+        if small else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = tuple(mean or default_mean), tuple(std or default_std)
+    if in_chans == 1 and len(mean) == 3:  # a gray net from RGB statistics: their average
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    side = img_size or model.default_input_size[1]
+    crop = crop_pct if crop_pct is not None else (1.0 if small else 224 / TORCHVISION_RESIZE)
+    info = ModelInfo(arch=model.arch, class_names=class_names, input_size=(in_chans, side, side),
+                     mean=mean[:in_chans], std=std[:in_chans], interpolation=interpolation, crop_pct=crop,
+                     training={"imported_from": path.name})
     return save_model(out, model.eval(), info), info
 
 
