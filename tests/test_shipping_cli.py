@@ -55,7 +55,7 @@ def test_import_weights_from_the_cli(tmp_path, capsys):
     assert main(["import-weights", str(tmp_path / "resnet18.pth"), "arch=resnet18",
                  f"out={tmp_path / 'r18.safetensors'}"]) == 0
     out = capsys.readouterr().out
-    assert "resnet18, 1000 classes, input (3, 224, 224), resize 256 + center crop" in out
+    assert "resnet18, 1000 classes (tench, " in out and "input 224x224 (resize 256 + center crop, bilinear)" in out
     assert main(["info", str(tmp_path / "r18.safetensors")]) == 0
     assert "tench" in capsys.readouterr().out
     assert main(["import-weights", str(tmp_path / "resnet18.pth"), "arch=resnet34"]) == 2
