@@ -155,3 +155,18 @@ def test_info_on_a_pickle_or_a_torchscript_export_says_what_to_do(digits_run, tm
         assert main(argv) == 2
         err = capsys.readouterr().err  # was: weights=c10.pt suggested, then a raw torch error
         assert "is a TorchScript program" in err and "torch.jit.load" in err and "Traceback" not in err
+
+
+def test_a_csv_manifest_with_a_filename_class_header(tmp_path, capsys):
+    from resnetlab.data import load_dataset
+
+    for i in range(6):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "named.csv").write_text("Filename,Class\n" + "".join(f"{i}.png,{'ab'[i % 2]}\n" for i in range(6)))
+    data = load_dataset(str(tmp_path / "named.csv"), val_fraction=0)  # was: a phantom class "class"
+    assert data.class_names == ["a", "b"] and len(data.train) == 6
+    (tmp_path / "odd.csv").write_text("picture,kind\n" + "".join(f"{i}.png,{i % 2}\n" for i in range(6)))
+    with pytest.raises(DataError, match="looks like a header, but none of its columns is a path column"):
+        load_dataset(str(tmp_path / "odd.csv"), val_fraction=0)
+    (tmp_path / "plain.csv").write_text("".join(f"{i}.png,{i % 2}\n" for i in range(6)))  # no header: as before
+    assert len(load_dataset(str(tmp_path / "plain.csv"), val_fraction=0).train) == 6

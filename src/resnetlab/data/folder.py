@@ -134,17 +134,38 @@ def _label_indices(path: Path, entries: list[tuple[str, str, str, int]]) -> tupl
     return indices, [str(i) for i in range(max(indices) + 1)]
 
 
+# header names a manifest's columns may have (case-insensitive): pandas/Kaggle conventions
+PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "image", "image_path", "img")
+LABEL_COLUMNS = ("label", "class", "class_name", "target", "y", "category")
+
+
+def _looks_like_header(path: Path, rows: list[list[str]]) -> bool:
+    """A first row whose path is no file while the next row's is: column names under another name."""
+    if len(rows) < 2 or not rows[0] or not rows[1]:
+        return False
+
+    def exists(cell: str) -> bool:
+        file = Path(cell.strip())
+        return (file if file.is_absolute() else path.parent / file).is_file()
+
+    return not exists(rows[0][0]) and exists(rows[1][0])
+
+
 def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
     """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder."""
     rows = _csv_rows(path)
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     first_line = 1
     path_col, label_col, split_col = 0, 1, 2
-    if "label" in header:  # a header row names the columns
-        names = [i for i, h in enumerate(header) if h in ("path", "file", "filename", "image")]
-        if not names:
-            raise DataError(f"{path}: the header needs a path column (path, file, filename or image)")
-        path_col, label_col = names[0], header.index("label")
+    paths_named = [i for i, h in enumerate(header) if h in PATH_COLUMNS]
+    labels_named = [i for i, h in enumerate(header) if h in LABEL_COLUMNS]
+    if labels_named or paths_named or _looks_like_header(path, rows):  # a header row names the columns
+        if not paths_named or not labels_named:
+            missing = "path" if not paths_named else "label"
+            choices = PATH_COLUMNS if not paths_named else LABEL_COLUMNS
+            raise DataError(f"{path}: the first row {','.join(rows[0])!r} looks like a header, but none of its "
+                            f"columns is a {missing} column (named {', '.join(choices)}); rename it")
+        path_col, label_col = paths_named[0], labels_named[0]
         split_col = header.index("split") if "split" in header else None
         rows, first_line = rows[1:], 2
     if not rows:
