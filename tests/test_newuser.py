@@ -170,3 +170,32 @@ def test_a_csv_manifest_with_a_filename_class_header(tmp_path, capsys):
         load_dataset(str(tmp_path / "odd.csv"), val_fraction=0)
     (tmp_path / "plain.csv").write_text("".join(f"{i}.png,{i % 2}\n" for i in range(6)))  # no header: as before
     assert len(load_dataset(str(tmp_path / "plain.csv"), val_fraction=0).train) == 6
+
+
+def test_path_column_and_label_column_name_a_manifests_columns(tmp_path, capsys):
+    import resnetlab
+    from resnetlab.data import load_dataset
+
+    _colour_folder(tmp_path / "shapes", per_class=4)
+    rows = [f"{p.relative_to(tmp_path)},{p.parent.name},{p.parent.parent.name}"
+            for p in sorted((tmp_path / "shapes").glob("*/*/*.png"))]
+    manifest = tmp_path / "odd.csv"
+    manifest.write_text("picture,kind,split\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="or name it with path_column="):
+        load_dataset(str(manifest))
+    data = load_dataset(str(manifest), path_column="Picture", label_column="kind")  # case-insensitive
+    assert data.class_names == ["blue", "green", "red"] and len(data.test) == 12
+    with pytest.raises(DataError, match=r"label_column=species names no column .* give one of picture, kind, split"):
+        load_dataset(str(manifest), path_column="picture", label_column="species")
+    with pytest.raises(DataError, match="cannot hold both the paths and the labels"):
+        load_dataset(str(manifest), path_column="kind", label_column="kind")
+    with pytest.raises(DataError, match="name a .csv manifest's columns, and digits is no .csv file"):
+        load_dataset("digits", label_column="kind")
+
+    assert main(["data", "inspect", str(manifest), "--json", "path_column=picture", "label_column=kind"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"] == {"train": 12, "test": 12}
+    result = resnetlab.train(model="resnet20", data=str(manifest), path_column="picture", label_column="kind",
+                             epochs=1, batch_size=8, project=str(tmp_path / "runs"), display="none", plots=False,
+                             tensorboard=False, checkpoint_minutes=0)
+    assert main(["evaluate", str(result.best_path), "--json", "--no-report"]) == 0  # the columns as trained
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 12

@@ -94,12 +94,16 @@ def sandbox(tmp_path_factory, digits_run):
             for i in range(4):
                 pixels = np.clip(rng.integers(0, 60, (32, 32, 3)) + np.array(colour) * 0.7, 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    rows = [f"{p.relative_to(root)},{p.parent.name},{p.parent.parent.name}"
+            for p in sorted((root / "photos").glob("*/*/*.png"))]
+    (root / "photos.csv").write_text("picture,species,split\n" + "\n".join(rows) + "\n")
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / "digit.png")
     torch.save(resnetlab.create_model("resnet50").state_dict(), root / "resnet50-0676ba61.pth")
     return root
 
 
 @pytest.fixture
-def stand_in_weights(sandbox, tmp_path, monkeypatch):
+def stand_in_weights(tmp_path, monkeypatch):
     """Published weights by name, served by a local file of the same architecture (no network here)."""
     from resnetlab.weights import load
 
@@ -112,11 +116,11 @@ def stand_in_weights(sandbox, tmp_path, monkeypatch):
         return files[entry.arch]
 
     monkeypatch.setattr(load, "fetch", local)
-    monkeypatch.chdir(sandbox)
 
 
 @pytest.mark.slow
-def test_every_readme_command_that_can_run_offline_runs(stand_in_weights, capsys):
+def test_every_readme_command_that_can_run_offline_runs(sandbox, stand_in_weights, monkeypatch, capsys):
+    monkeypatch.chdir(sandbox)
     ran, failed = [], []
     for line in readme_commands():
         if _not_run(line):
@@ -140,3 +144,51 @@ def test_every_readme_command_that_can_run_offline_runs(stand_in_weights, capsys
     print("\n".join(ran))
     assert not failed, "\n".join(failed)
     assert len(ran) >= 20
+
+
+# what the Python examples are run with: (README text, what replaces it, why); each must still be in the README
+PYTHON_CHANGES = [
+    ("epochs=10,", "epochs=2,", "ten epochs prove nothing more"),
+    ("epochs=100,", "epochs=3,", "early stopping would end it after patience=5 epochs anyway"),
+    ('data="digits", epochs=30)', 'data="digits", epochs=1)', "a 30-epoch run takes minutes"),
+]
+
+
+def readme_python_blocks() -> list[str]:
+    """The README's ```python code blocks, as written, each after as many blank lines as precede it there (so
+    a traceback names the README's own line numbers)."""
+    text = README.read_text()
+    return ["\n" * text[:m.start(1)].count("\n") + m.group(1)
+            for m in re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M)]
+
+
+def test_the_readme_has_python_examples_and_every_change_applies():
+    blocks = "\n".join(readme_python_blocks())
+    assert "clf.fit(X_train, y_train" in blocks and "resnetlab.create_model(" in blocks
+    for old, _, why in PYTHON_CHANGES:
+        assert old in blocks, f"the README no longer says {old!r} ({why}): update PYTHON_CHANGES"
+
+
+@pytest.mark.slow
+def test_every_readme_python_example_runs(stand_in_weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)).save("digit.png")
+    rng = np.random.default_rng(1)
+
+    def arrays(count: int) -> tuple[np.ndarray, np.ndarray]:  # the names the examples use: 28x28 RGB, 10 classes
+        return rng.integers(0, 256, (count, 28, 28, 3), dtype=np.uint8), np.arange(count) % 10
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = arrays(40), arrays(20), arrays(20)
+    namespace = {"X_train": x_train, "y_train": y_train, "X_val": x_val, "y_val": y_val, "X_test": x_test,
+                 "y_test": y_test}
+    for block in readme_python_blocks():
+        for old, new, _ in PYTHON_CHANGES:
+            block = block.replace(old, new)
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - the README's own examples
+    assert namespace["features"].shape == (2, 2048)
+    assert namespace["clf"].predict(x_test).shape == (20, 10)
+    loss, accuracy = namespace["loss"], namespace["accuracy"]
+    assert loss > 0 and 0 <= accuracy <= 1
+    assert (tmp_path / "model.h5").is_file() and (tmp_path / "best.h5").is_file()
+    assert type(namespace["clf2"]).__name__ == "Classifier"
+    assert "accuracy_change" in namespace["report"].extra

@@ -140,14 +140,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
                              "batch_size": "batch_size", "workers": "workers", "tta": "tta", "out": "out",
-                             "ema": "ema", "backend": "backend", "precision": "precision", "verify": "verify"}, args)
+                             "ema": "ema", "backend": "backend", "precision": "precision", "verify": "verify",
+                             "path_column": "path_column", "label_column": "label_column"}, args)
     from .config import coerce
 
     report = evaluate(args.model, args.data, split=args.split, data_dir=args.data_dir, tta=args.tta,
                       batch_size=_count("batch_size", args.batch_size, 1), device=args.device,
                       workers=None if args.workers is None else _count("workers", args.workers, 0),
                       ema=coerce("ema", args.ema, bool), backend=args.backend, precision=args.precision,
-                      weights=args.weights, verify=None if args.verify is None else coerce("verify", args.verify, bool))
+                      weights=args.weights, verify=None if args.verify is None else coerce("verify", args.verify, bool),
+                      path_column=args.path_column, label_column=args.label_column)
     folder = None
     if not args.no_report:
         default = Path(args.model).parent / f"eval-{Path(report.data).name}-{args.split}"
@@ -397,12 +399,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from .data.inspect import inspect_dataset
 
-    _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers", "verify": "verify"}, args)
+    _key_values(args.extra, {"data_dir": "data_dir", "workers": "workers", "verify": "verify",
+                             "path_column": "path_column", "label_column": "label_column"}, args)
     from .config import coerce
 
     report = inspect_dataset(args.path, data_dir=args.data_dir,
                              workers=None if args.workers is None else _count("workers", args.workers, 0),
-                             verify=coerce("verify", args.verify, bool))
+                             verify=coerce("verify", args.verify, bool), path_column=args.path_column,
+                             label_column=args.label_column)
     if args.json:
         print(_json_text(report.to_dict(), indent=2))
         return 0
@@ -559,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR tta=flip out=DIR ...")
     _weights_option(p)
     p.add_argument("--verify", default=None, help="false: accept dataset files that are not the official bytes")
+    p.add_argument("--path-column", dest="path_column", default=None, help="a .csv manifest's path column")
+    p.add_argument("--label-column", dest="label_column", default=None, help="a .csv manifest's label column")
     p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
     p.add_argument("--split", default="test", help="train | val | test")
     p.add_argument("--data-dir", dest="data_dir", default=None)
@@ -679,8 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="inspect a dataset: `resnetlab data inspect PATH_OR_NAME`")
     p.add_argument("action", choices=["inspect"])
     p.add_argument("path", help="image folder, .csv manifest, .npz, or a dataset name")
-    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N verify=false")
+    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N verify=false path_column=C label_column=C")
     p.add_argument("--data-dir", dest="data_dir", default=None)
+    p.add_argument("--path-column", dest="path_column", default=None, help="a .csv manifest's path column")
+    p.add_argument("--label-column", dest="label_column", default=None, help="a .csv manifest's label column")
     p.add_argument("--workers", default=None, type=int)
     p.add_argument("--verify", default="true", help="false: accept files that are not the official bytes")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -63,6 +63,8 @@ class DataConfig:
     in_memory: bool = False  # image folders: decode once at img_size and keep in memory (small datasets)
     workers: int | None = None  # image-decoding processes; None: one per core (at most 8)
     on_bad_image: Literal["error", "skip"] = "error"  # error: stop before training naming every bad file
+    path_column: str | None = None  # .csv manifests: the header's name for the image paths; None: path, file...
+    label_column: str | None = None  # .csv manifests: the header's name for the labels; None: label, class...
 
 
 @dataclass

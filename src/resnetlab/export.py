@@ -249,6 +249,7 @@ def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.nd
     try:
         data = load_dataset(name, data_dir=data_dir, val_fraction=data_cfg.get("val_fraction"),
                             download=False, img_size=info.input_size[1], channels=info.input_size[0],
+                            path_column=data_cfg.get("path_column"), label_column=data_cfg.get("label_column"),
                             verify=bool(data_cfg.get("verify", True)))
         part = data.split(split) if getattr(data, split, None) is not None else data.train
         return split_images(part, info, count)

@@ -163,7 +163,8 @@ def tensor_images(images: Any) -> Callable[[int], np.ndarray]:
 def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
              tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
              ema: bool = True, backend: str = "auto", precision: str = "fp32",
-             weights: str | None = None, verify: bool | None = None) -> EvaluationReport:
+             weights: str | None = None, verify: bool | None = None, path_column: str | None = None,
+             label_column: str | None = None) -> EvaluationReport:
     """Evaluate a model file (or an architecture with published `weights`) on a dataset split; return the
     report (`.write(folder)` for the folder).
 
@@ -178,6 +179,8 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
         weights: with `model` an architecture name: published weights ("DEFAULT", "CIFAR10_AKAMASTER", ...).
         verify: check a named dataset's files against their published checksums; default: as the model was
             trained (true for other data). False accepts a non-official copy.
+        path_column, label_column: a CSV manifest's header names for its path and label columns; default:
+            as the model was trained, on its own manifest.
     """
     from .data.dataset import ImageFiles
     from .data.images import read_for_model
@@ -202,6 +205,8 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
     dataset = load_dataset(name, data_dir=data_dir or (recorded_dir if same else None),
                            val_fraction=trained_on.get("val_fraction") if same else None,
                            img_size=info.input_size[1], channels=info.input_size[0], workers=workers,
+                           path_column=path_column or (trained_on.get("path_column") if same else None),
+                           label_column=label_column or (trained_on.get("label_column") if same else None),
                            verify=verify if verify is not None else
                            bool(trained_on.get("verify", True)) if same else True)  # as trained
     if dataset.class_names != info.class_names:

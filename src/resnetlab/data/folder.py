@@ -151,21 +151,42 @@ def _looks_like_header(path: Path, rows: list[list[str]]) -> bool:
     return not exists(rows[0][0]) and exists(rows[1][0])
 
 
-def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
-    """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder."""
+def _named_column(path: Path, header: list[str], row: list[str], setting: str, name: str) -> int:
+    """The index of the column a path_column=/label_column= setting names (case-insensitive)."""
+    if name.strip().lower() in header:
+        return header.index(name.strip().lower())
+    raise DataError(f"{path}: {setting}={name} names no column of its first row {','.join(row)!r}; "
+                    f"give one of {', '.join(c.strip() for c in row)}")
+
+
+def read_manifest(path: Path, *, path_column: str | None = None,
+                  label_column: str | None = None) -> tuple[RawSplits, list[str]]:
+    """Read a CSV of `path,label[,split]` rows (header optional); paths are relative to the CSV's folder.
+
+    path_column, label_column: the header's names for the two columns, when they are not among the common
+    ones (PATH_COLUMNS, LABEL_COLUMNS); naming either says the first row is a header.
+    """
     rows = _csv_rows(path)
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     first_line = 1
     path_col, label_col, split_col = 0, 1, 2
     paths_named = [i for i, h in enumerate(header) if h in PATH_COLUMNS]
     labels_named = [i for i, h in enumerate(header) if h in LABEL_COLUMNS]
+    if path_column:
+        paths_named = [_named_column(path, header, rows[0], "path_column", path_column)] if rows else []
+    if label_column:
+        labels_named = [_named_column(path, header, rows[0], "label_column", label_column)] if rows else []
     if labels_named or paths_named or _looks_like_header(path, rows):  # a header row names the columns
         if not paths_named or not labels_named:
             missing = "path" if not paths_named else "label"
             choices = PATH_COLUMNS if not paths_named else LABEL_COLUMNS
             raise DataError(f"{path}: the first row {','.join(rows[0])!r} looks like a header, but none of its "
-                            f"columns is a {missing} column (named {', '.join(choices)}); rename it")
+                            f"columns is a {missing} column (named {', '.join(choices)}); rename it, or "
+                            f"name it with {missing}_column=")
         path_col, label_col = paths_named[0], labels_named[0]
+        if path_col == label_col:
+            raise DataError(f"{path}: column {rows[0][path_col].strip()!r} cannot hold both the paths and the "
+                            f"labels; set path_column= and label_column= to two different columns")
         split_col = header.index("split") if "split" in header else None
         rows, first_line = rows[1:], 2
     if not rows:
@@ -190,6 +211,22 @@ def read_manifest(path: Path) -> tuple[RawSplits, list[str]]:
     if "train" not in splits:
         raise DataError(f"{path} has no training rows (split column all val/test)")
     return splits, class_names
+
+
+def read_files_source(source: Path, *, path_column: str | None = None,
+                      label_column: str | None = None) -> tuple[RawSplits, list[str]]:
+    """The files and class names of an image folder, or of a .csv manifest (whose columns may be named)."""
+    if source.suffix.lower() == ".csv":
+        return read_manifest(source, path_column=path_column, label_column=label_column)
+    check_columns_setting(str(source), path_column, label_column)
+    return discover_folder(source)
+
+
+def check_columns_setting(source: str, path_column: str | None, label_column: str | None) -> None:
+    """path_column=/label_column= only mean something for a .csv manifest: say so rather than ignore them."""
+    if (path_column or label_column) and not source.lower().endswith(".csv"):
+        raise DataError(f"path_column= and label_column= name a .csv manifest's columns, and {source} is no "
+                        f".csv file; leave them out")
 
 
 def _report_bad(source: Path, bad: list[ScanResult]) -> DataError:
@@ -218,10 +255,11 @@ def choose_size(results: list[ScanResult], img_size: int | None) -> tuple[int, f
 
 def load_files_dataset(source: str | Path, *, val_fraction: float | None = None, img_size: int | None = None,
                        channels: int | None = None, on_bad_image: str = "error", in_memory: bool = False,
-                       workers: int | None = None) -> DatasetSplits:
+                       workers: int | None = None, path_column: str | None = None,
+                       label_column: str | None = None) -> DatasetSplits:
     """Load a folder or CSV manifest; check every file first; split off validation if none is given."""
     source = Path(source).expanduser()
-    splits, class_names = read_manifest(source) if source.suffix.lower() == ".csv" else discover_folder(source)
+    splits, class_names = read_files_source(source, path_column=path_column, label_column=label_column)
     if len(class_names) < 2:
         raise DataError(f"{source} has a single class ({class_names[0]!r}); a classifier needs at least two")
     all_paths = [p for paths, _ in splits.values() for p in paths]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import ImageFiles
-from .folder import choose_channels, choose_size, discover_folder, read_manifest
+from .folder import check_columns_setting, choose_channels, choose_size, read_files_source
 from .scan import pixel_stats, scan_files
 from .sources import load_dataset
 
@@ -40,8 +40,9 @@ class DatasetReport:
                 "imbalance": self.imbalance, "mean": self.mean, "std": self.std, "suggested": self.suggested}
 
 
-def _files_report(source: Path, workers: int | None) -> DatasetReport:
-    splits, names = read_manifest(source) if source.suffix.lower() == ".csv" else discover_folder(source)
+def _files_report(source: Path, workers: int | None, path_column: str | None,
+                  label_column: str | None) -> DatasetReport:
+    splits, names = read_files_source(source, path_column=path_column, label_column=label_column)
     paths = [p for split_paths, _ in splits.values() for p in split_paths]
     results = scan_files(paths, root=source, workers=workers)
     good = [r for r in results if r.ok]
@@ -63,19 +64,22 @@ def _files_report(source: Path, workers: int | None) -> DatasetReport:
 
 
 def inspect_dataset(name: str, *, data_dir: str | None = None, workers: int | None = None,
-                    verify: bool = True) -> DatasetReport:
+                    verify: bool = True, path_column: str | None = None,
+                    label_column: str | None = None) -> DatasetReport:
     """Report on a named dataset, an image folder, a CSV manifest or an .npz archive.
 
     verify: check a named dataset's files against their published checksums (false: a non-official copy).
+    path_column, label_column: a CSV manifest's header names for its path and label columns.
     """
     from .sources import official_layout
 
+    check_columns_setting(name, path_column, label_column)
     path = Path(name).expanduser()
     official = official_layout(path)  # a folder of CIFAR batches or IDX files: the official counts, not folders
     if official is not None:
         name, data_dir = official, str(path)
     elif path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
-        return _files_report(path, workers)
+        return _files_report(path, workers, path_column, label_column)
     data = load_dataset(name, data_dir=data_dir, val_fraction=0, verify=verify)
     counts = {}
     for split in ("train", "val", "test"):

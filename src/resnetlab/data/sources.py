@@ -10,7 +10,7 @@ from ..errors import DataError, did_you_mean
 from .cifar import load_cifar
 from .dataset import DatasetSplits
 from .digits import load_digits_splits
-from .folder import load_files_dataset
+from .folder import check_columns_setting, load_files_dataset
 from .idx import load_idx_dataset
 from .npz import load_npz
 
@@ -34,7 +34,8 @@ ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100", "fashion_mnist": "fas
 def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float | None = None,
                  download: bool = True, img_size: int | None = None, channels: int | None = None,
                  on_bad_image: str = "error", in_memory: bool = False, workers: int | None = None,
-                 verify: bool = True) -> DatasetSplits:
+                 verify: bool = True, path_column: str | None = None,
+                 label_column: str | None = None) -> DatasetSplits:
     """Load a dataset by name (`resnetlab datasets`), or from a path: an image folder, a CSV manifest or an .npz.
 
     Args:
@@ -44,7 +45,9 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         verify: check a named dataset's files against their published checksums, wherever they were found;
             false accepts a non-official copy on purpose (the result's notes say "verify": "off").
         img_size, channels, on_bad_image, in_memory, workers: for image folders and manifests only.
+        path_column, label_column: a CSV manifest's header names for its path and label columns.
     """
+    check_columns_setting(name, path_column, label_column)
     key = ALIASES.get(name.lower(), name.lower())
     if key in DATASETS:
         loader, _ = DATASETS[key]
@@ -56,7 +59,8 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         return loader(data_dir=str(path), val_fraction=val_fraction, download=False, verify=verify)
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".csv"):
         return load_files_dataset(path, val_fraction=val_fraction, img_size=img_size, channels=channels,
-                                  on_bad_image=on_bad_image, in_memory=in_memory, workers=workers)
+                                  on_bad_image=on_bad_image, in_memory=in_memory, workers=workers,
+                                  path_column=path_column, label_column=label_column)
     if path.is_file() and path.suffix.lower() == ".npz":
         return load_npz(path, val_fraction=val_fraction)
     if path.exists():

@@ -79,7 +79,7 @@ def load_run_data(config: Config) -> DatasetSplits:
     d = config.data
     data = load_dataset(d.name, data_dir=d.data_dir, val_fraction=d.val_fraction, download=d.download,
                         img_size=d.img_size, channels=d.channels, on_bad_image=d.on_bad_image, in_memory=d.in_memory,
-                        workers=d.workers, verify=d.verify)
+                        workers=d.workers, verify=d.verify, path_column=d.path_column, label_column=d.label_column)
     if data.notes.get("verify") == "off":  # config.yaml records verify: false as well
         print(f"warning: verify=false: the {data.name} files in {data.notes.get('source')} were not checked against "
               f"their published checksums; results may not match the official dataset's")
