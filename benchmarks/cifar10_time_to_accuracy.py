@@ -15,10 +15,10 @@ import tempfile
 import time
 
 import resnetlab
+from resnetlab.analysis.evaluation import evaluate_model
 from resnetlab.config import load_config, parse_overrides
 from resnetlab.data import load_dataset
-from resnetlab.evaluation import evaluate_model
-from resnetlab.predict import Inference
+from resnetlab.runtime import Inference
 
 from common import SHARED_DATA, write_report
 

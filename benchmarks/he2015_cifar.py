@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from resnetlab.report import evaluate
+from resnetlab.analysis.report import evaluate
 
 from common import write_report
 

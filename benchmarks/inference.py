@@ -27,8 +27,8 @@ import torch
 
 import resnetlab
 from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
-from resnetlab.export import TOLERANCE
-from resnetlab.inference import call_times
+from resnetlab.deploy.export import TOLERANCE
+from resnetlab.deploy.inference import call_times
 from resnetlab.info import ModelInfo
 
 from common import SHARED_DATA, fresh_cache, write_report
@@ -80,7 +80,7 @@ def speed(runs: int, batch: int) -> list[dict]:
 
 
 def speed_of(name: str, size: int, classes: int, runs: int, batch: int) -> list[dict]:
-    from resnetlab.inference import build_backend, installed
+    from resnetlab.deploy.inference import build_backend, installed
 
     rows = []
     model, info = conditioned_model(name, size, classes)
@@ -128,9 +128,9 @@ def speed_of(name: str, size: int, classes: int, runs: int, batch: int) -> list[
 def accuracy(model_file: str, data_dir: str) -> list[dict]:
     from resnetlab.checkpoint import load_model
     from resnetlab.data import load_dataset
-    from resnetlab.export import split_images
-    from resnetlab.inference import CALIBRATION_IMAGES, Runner, build_backend, installed
-    from resnetlab.predict import batched_logits
+    from resnetlab.data.sample import split_images
+    from resnetlab.deploy.inference import CALIBRATION_IMAGES, Runner, build_backend, installed
+    from resnetlab.runtime import batched_logits
 
     model, info = load_model(model_file)
     data = load_dataset("cifar10", data_dir=data_dir, val_fraction=0, download=False,

@@ -20,8 +20,9 @@ from pathlib import Path
 from PIL import Image
 
 from resnetlab.data import load_dataset
-from resnetlab.inference import describe
-from resnetlab.predict import Predictor, expand_paths
+from resnetlab.data.images import expand_paths
+from resnetlab.deploy.inference import describe
+from resnetlab.deploy.predict import Predictor
 
 from common import SHARED_DATA, fresh_cache, write_report
 

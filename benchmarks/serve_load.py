@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from resnetlab.data import load_dataset
-from resnetlab.inference import describe
-from resnetlab.predict import Predictor
-from resnetlab.serve.load import load_test, running_server
+from resnetlab.deploy.inference import describe
+from resnetlab.deploy.predict import Predictor
+from resnetlab.deploy.serve.load import load_test, running_server
 
 from common import SHARED_DATA, fresh_cache, write_report
 

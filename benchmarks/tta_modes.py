@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from resnetlab.analysis.evaluation import evaluate_model
 from resnetlab.checkpoint import load_model
 from resnetlab.data import load_dataset
-from resnetlab.evaluation import evaluate_model
-from resnetlab.predict import TTA_MODES, Inference
+from resnetlab.runtime import TTA_MODES, Inference
 
 from common import SHARED_DATA, write_report
 

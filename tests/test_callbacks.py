@@ -9,7 +9,7 @@ import pytest
 
 import resnetlab
 from quadrants import quadrant_images
-from resnetlab.callbacks import (
+from resnetlab.keras.callbacks import (
     Callback,
     CSVLogger,
     EarlyStopping,

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 import resnetlab
+from resnetlab.analysis.explain import grad_cam, heat_centre_of_mass
 from resnetlab.cli import main
-from resnetlab.explain import grad_cam, heat_centre_of_mass
 
 DEEP = {"resnet1202", "preact_resnet1001", "wide_resnet101_2", "resnext101_32x8d"}
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 import resnetlab
-from resnetlab.export import ExportError, export_onnx, export_torchscript, fold_batchnorm, onnx_session
+from resnetlab.deploy.export import ExportError, export_onnx, export_torchscript
+from resnetlab.deploy.onnx_runtime import onnx_session
 from resnetlab.info import ModelInfo
+from resnetlab.models.fold import fold_batchnorm
 from resnetlab.registry import get_model_entry
 
 DEEP = {"resnet1202", "preact_resnet1001", "preact_resnet164", "resnet152", "resnet101", "resnext101_32x8d",
@@ -139,7 +141,7 @@ def test_onnx_metadata_carries_classes_and_preprocessing(tmp_path):
 
 
 def test_export_that_disagrees_with_pytorch_fails_loudly_and_leaves_no_file(tmp_path, monkeypatch):
-    import resnetlab.export as export
+    import resnetlab.deploy.export as export
 
     model, info = _model_and_info("resnet20")
     # the file is written from the true model; the reference it is checked against is off by 1e-3

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from resnetlab.checkpoint import load_model
+from resnetlab.deploy.interop import export_state_dict, imagenet_class_names, import_weights
 from resnetlab.errors import ModelFileError
-from resnetlab.interop import export_state_dict, imagenet_class_names, import_weights
 
 from reference_weights import synthetic_images, synthetic_state_dict
 

@@ -144,7 +144,7 @@ def test_keras_names_batch_size_none_and_a_model_left_in_training_mode():
 
 
 def test_repeated_fit_calls_draw_new_batches(monkeypatch):
-    import resnetlab.keras as keras
+    import resnetlab.keras.classifier as keras
 
     seen = []
 

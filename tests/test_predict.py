@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from resnetlab.data import load_dataset
-from resnetlab.predict import Predictor
+from resnetlab.deploy.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_predict_proba_checks_the_input_shape(digits_run):
 
 
 def test_predictions_agree_with_the_labels_as_often_as_evaluate_says(digits_run):
-    from resnetlab.evaluation import evaluate_model
+    from resnetlab.analysis.evaluation import evaluate_model
 
     data = load_dataset("digits")
     predictor = Predictor.from_file(digits_run.best_path, device="cpu")
@@ -87,7 +87,7 @@ def test_folders_globs_csv_and_exit_codes(digits_run, digit_files, tmp_path, cap
     import csv as csv_module
 
     from resnetlab.cli import main
-    from resnetlab.predict import expand_paths
+    from resnetlab.data.images import expand_paths
 
     files, expected = digit_files
     folder = files[0].parent
@@ -119,7 +119,7 @@ def test_many_files_decode_in_worker_batches(digits_run, digit_files):
 
 def test_describe_names_what_runner_returned(digits_run):
     from resnetlab.checkpoint import load_model
-    from resnetlab.inference import describe, runner
+    from resnetlab.deploy.inference import describe, runner
 
     model, info = load_model(digits_run.best_path)
     assert describe(model) == ("torch", "fp32")

@@ -12,8 +12,8 @@ from PIL import Image
 from sklearn import metrics as skm
 
 import resnetlab
+from resnetlab.analysis.evaluation import compute_metrics, expected_calibration_error
 from resnetlab.cli import main
-from resnetlab.evaluation import compute_metrics, expected_calibration_error
 
 
 def test_metrics_agree_with_scikit_learn():
@@ -59,7 +59,7 @@ def test_expected_calibration_error_by_hand():
 
 
 def test_reliability_diagram_draws_only_the_bins_that_hold_images(tmp_path, monkeypatch):
-    from resnetlab import plots
+    from resnetlab.analysis import plots
 
     drawn = {}
     monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.setdefault("figure", figure))

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from resnetlab.data import load_dataset
-from resnetlab.predict import Predictor
-from resnetlab.serve.load import load_test, running_server
+from resnetlab.deploy.predict import Predictor
+from resnetlab.deploy.serve.load import load_test, running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

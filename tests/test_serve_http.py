@@ -19,11 +19,11 @@ from PIL import Image
 
 from resnetlab import ModelInfo, create_model
 from resnetlab.cli import main
+from resnetlab.deploy.predict import Predictor
+from resnetlab.deploy.serve import ServeConfig, create_app
+from resnetlab.deploy.serve.app import uvicorn_config
+from resnetlab.deploy.serve.decode import sniff_image
 from resnetlab.errors import ConfigError
-from resnetlab.predict import Predictor
-from resnetlab.serve import ServeConfig, create_app
-from resnetlab.serve.app import uvicorn_config
-from resnetlab.serve.decode import sniff_image
 
 CURL_FORM = {"content-type": "application/x-www-form-urlencoded"}  # what curl --data-binary sends without -H
 
@@ -154,7 +154,7 @@ def test_each_request_logs_one_access_line_unless_turned_off(predictor, access_l
                                              (["--access-log"], True), (["access-log=off"], False)])
 def test_cli_serve_access_log_setting(tmp_path, monkeypatch, words, expected):
     seen = {}
-    monkeypatch.setattr("resnetlab.serve.serve", lambda model, config, weights=None: seen.update(config=config))
+    monkeypatch.setattr("resnetlab.deploy.serve.serve", lambda model, config, weights=None: seen.update(config=config))
     assert main(["serve", str(tmp_path / "never-read.safetensors"), *words]) == 0
     assert seen["config"].access_log is expected
 

@@ -13,9 +13,9 @@ import torch
 from resnetlab.checkpoint import load_model
 from resnetlab.cli import main
 from resnetlab.data import load_dataset
+from resnetlab.deploy.inference import build_backend
 from resnetlab.errors import ConfigError
-from resnetlab.inference import build_backend
-from resnetlab.predict import batched_logits
+from resnetlab.runtime import batched_logits
 
 from reference_weights import synthetic_state_dict
 
@@ -100,7 +100,7 @@ def test_evaluate_a_folder_at_bf16_decodes_each_file_once(model_file, tmp_path, 
     from PIL import Image
 
     import resnetlab.data.stream as stream
-    from resnetlab.report import evaluate
+    from resnetlab.analysis.report import evaluate
 
     digits = load_dataset("digits").test
     labels = digits.labels.tolist()
@@ -122,7 +122,7 @@ def test_evaluate_a_folder_at_bf16_decodes_each_file_once(model_file, tmp_path, 
 
 
 def test_auto_measures_once_then_reuses_its_choice(digits_run, monkeypatch):
-    import resnetlab.inference as inference
+    import resnetlab.deploy.inference as inference
 
     model, info = load_model(digits_run.best_path)
     first = build_backend(model, info)

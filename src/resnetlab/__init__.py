@@ -10,17 +10,17 @@
 __version__ = "0.1.0"
 
 from . import models  # noqa: E402,F401  (registers every architecture)
+from .analysis.evaluation import EvalResult, evaluate_model  # noqa: E402
+from .analysis.explain import grad_cam  # noqa: E402
+from .analysis.report import EvaluationReport, evaluate  # noqa: E402
 from .checkpoint import load_model, read_info, save_model  # noqa: E402
 from .config import Config, load_config  # noqa: E402
 from .data import load_dataset  # noqa: E402
+from .deploy.predict import Predictor  # noqa: E402
 from .errors import ConfigError, DataError, ModelFileError, UserError  # noqa: E402
-from .evaluation import EvalResult, evaluate_model  # noqa: E402
-from .explain import grad_cam  # noqa: E402
 from .info import ModelInfo  # noqa: E402
-from .keras import Classifier, load  # noqa: E402
-from .predict import Predictor  # noqa: E402
+from .keras.classifier import Classifier, load  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
-from .report import EvaluationReport, evaluate  # noqa: E402
 from .training import History, TrainResult, fit, train  # noqa: E402
 from .weights import list_weights, pretrained_model  # noqa: E402
 

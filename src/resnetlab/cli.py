@@ -135,7 +135,7 @@ def _split_model(args: argparse.Namespace, words: list[str]) -> list[str]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .report import evaluate
+    from .analysis.report import evaluate
 
     args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {"data": "data", "split": "split", "data_dir": "data_dir", "device": "device",
@@ -209,7 +209,8 @@ def _json_text(value: object, **options: object) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
-    from .predict import Predictor, expand_paths
+    from .data.images import expand_paths
+    from .deploy.predict import Predictor
 
     words = _split_model(args, [args.model, *args.images])
     images = [w for w in words if "=" not in w or Path(w).exists()]  # a file may have "=" in its name
@@ -256,8 +257,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .embed import embed_files
-    from .predict import Predictor
+    from .deploy.embed import embed_files
+    from .deploy.predict import Predictor
 
     words = _split_model(args, [args.model, *args.images])
     images = [w for w in words if "=" not in w]
@@ -278,8 +279,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_files
-    from .predict import Predictor, expand_paths
+    from .analysis.explain import explain_files
+    from .data.images import expand_paths
+    from .deploy.predict import Predictor
 
     words = _split_model(args, [args.model, *args.images])
     images = [w for w in words if "=" not in w or Path(w).exists()]  # a file may have "=" in its name
@@ -447,7 +449,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {"format": "format", "out": "out", "opset": "opset", "normalize": "normalize",
                              "exporter": "exporter"}, args)
-    from .export import export_file
+    from .deploy.export import export_file
 
     if args.format == "torchvision" and args.normalize is not None:
         raise ConfigError("normalize= applies to onnx and torchscript graphs; a torchvision state dict carries "
@@ -464,7 +466,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_weights(args: argparse.Namespace) -> int:
-    from .interop import import_weights
+    from .deploy.interop import import_weights
 
     _key_values(args.extra, {"arch": "arch", "out": "out", "img_size": "img_size", "classes": "classes",
                              "mean": "mean", "std": "std", "crop_pct": "crop_pct", "interpolation": "interpolation"},
@@ -514,7 +516,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     args.extra = _split_model(args, [*([args.model] if args.model else []), *args.extra])
     _key_values(args.extra, {key: key for key in settings}, args)
     try:
-        from .serve import ServeConfig, serve
+        from .deploy.serve import ServeConfig, serve
     except ImportError as exc:
         raise ConfigError(f"serving needs FastAPI and uvicorn ({exc.name} is missing): "
                           f"pip install 'resnetlab[serve]'") from None

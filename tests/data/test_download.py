@@ -9,7 +9,8 @@ import tarfile
 
 import pytest
 
-from resnetlab.data.download import Resource, cache_dir, ensure_resource, extract_tar, file_digest
+from resnetlab.cache import cache_dir
+from resnetlab.data.download import Resource, ensure_resource, extract_tar, file_digest
 from resnetlab.errors import DataError
 
 

@@ -226,8 +226,8 @@ def test_file_loader_keeps_its_workers_across_epochs_and_resumes(tmp_path):
 def test_file_loader_eval_matches_predictor_preprocessing(tmp_path):
     from PIL import Image
 
+    from resnetlab.deploy.predict import Predictor
     from resnetlab.info import ModelInfo
-    from resnetlab.predict import Predictor
     from resnetlab.registry import create_model
 
     make_folder(tmp_path, bad=False, per_class=2)

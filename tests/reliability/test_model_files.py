@@ -21,10 +21,10 @@ from safetensors.torch import save_file
 import resnetlab
 from resnetlab.checkpoint import load_model, read_info, save_model
 from resnetlab.cli import main
+from resnetlab.deploy.interop import import_weights
+from resnetlab.deploy.predict import Prediction
 from resnetlab.errors import ModelFileError
 from resnetlab.info import ModelInfo
-from resnetlab.interop import import_weights
-from resnetlab.predict import Prediction
 
 ACCEPTS = "resnetlab reads a 'state_dict' group"  # the sentence every HDF5 refusal ends with
 
@@ -569,7 +569,7 @@ def test_an_unreadable_pth_says_permission_denied(tmp_path, monkeypatch):
 
 
 def test_evaluate_json_is_strict_when_a_metric_is_nan(digits_run, capsys, monkeypatch):
-    from resnetlab.report import EvaluationReport
+    from resnetlab.analysis.report import EvaluationReport
 
     summary = EvaluationReport.summary
     # a class the model never predicts has no precision: scikit-learn gives NaN when asked not to warn

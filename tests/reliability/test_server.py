@@ -26,12 +26,12 @@ from PIL import Image
 from resnetlab import ModelInfo, create_model
 from resnetlab.cli import main
 from resnetlab.data.images import load_image, read_for_model
+from resnetlab.deploy.predict import Predictor
+from resnetlab.deploy.serve import ServeConfig, create_app
+from resnetlab.deploy.serve import decode as decode_module
+from resnetlab.deploy.serve.app import uvicorn_config
+from resnetlab.deploy.serve.decode import PixelBudget, decode_upload, plan_decode
 from resnetlab.errors import ConfigError
-from resnetlab.predict import Predictor
-from resnetlab.serve import ServeConfig, create_app
-from resnetlab.serve import decode as decode_module
-from resnetlab.serve.app import uvicorn_config
-from resnetlab.serve.decode import PixelBudget, decode_upload, plan_decode
 
 LIMITS = {"max_decode_mpix": 1.0, "header_timeout_s": 1.0, "stall_timeout_s": 1.0, "timeout_s": 3.0}
 BIG = (2000, 2000)  # 4 MP: over the 1 MP budget above

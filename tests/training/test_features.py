@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import resnetlab
+from resnetlab.analysis.evaluation import EvalResult
 from resnetlab.config import TrainConfig, load_config
 from resnetlab.data import BatchLoader, ImageSet
 from resnetlab.errors import ConfigError, ModelFileError
-from resnetlab.evaluation import EvalResult
 from resnetlab.info import ModelInfo
 from resnetlab.training import precision as precision_module
 from resnetlab.training.ema import Lookahead, ModelEma

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import cache_dir
 from ..errors import DataError
 from .dataset import DatasetSplits, ImageSet, split_train_val
-from .download import Resource, cache_dir, ensure_resource, extract_tar
+from .download import Resource, ensure_resource, extract_tar
 from .stats import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from .verify import verify_file
 

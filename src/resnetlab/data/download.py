@@ -1,9 +1,9 @@
 """Fetching dataset files: official URLs, published checksums, a cache folder, atomic writes.
 
-The cache is `~/.cache/resnetlab` (or `$XDG_CACHE_HOME/resnetlab`), overridden by the environment
-variable RESNETLAB_CACHE or by `data_dir=`. RESNETLAB_MIRROR names a folder or URL tried before the
-official addresses (an organization's mirror, or `file:///...` in tests). A file is used only after
-its checksum matches; with no network the error lists exactly which files to place where.
+Files go to the cache folder (cache.py) unless `data_dir=` names one. RESNETLAB_MIRROR names a
+folder or URL tried before the official addresses (an organization's mirror, or `file:///...` in
+tests). A file is used only after its checksum matches; with no network the error lists exactly which
+files to place where.
 """
 
 from __future__ import annotations
@@ -32,14 +32,6 @@ class Resource:
     filename: str
     urls: tuple[str, ...]  # official address first, then mirrors
     md5: str
-
-
-def cache_dir() -> Path:
-    """The folder datasets are kept in when `data_dir` is not given."""
-    if os.environ.get("RESNETLAB_CACHE"):
-        return Path(os.environ["RESNETLAB_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "resnetlab"
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:

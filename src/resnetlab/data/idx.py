@@ -11,9 +11,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from ..cache import cache_dir
 from ..errors import DataError
 from .dataset import DatasetSplits, ImageSet, split_train_val
-from .download import CHUNK, Resource, cache_dir, ensure_resource, missing_message
+from .download import CHUNK, Resource, ensure_resource, missing_message
 from .stats import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, channel_stats
 from .verify import verify_file
 

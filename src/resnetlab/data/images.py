@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import glob
 import io
 import warnings
 from pathlib import Path
@@ -190,3 +191,27 @@ def random_resized_crop(image: Image.Image, size: tuple[int, int], rng: np.rando
             w, h = width, height
         top, left = (height - h) // 2, (width - w) // 2
     return image.resize((size[1], size[0]), RESAMPLE[interpolation], box=(left, top, left + w, top + h))
+
+
+def expand_paths(inputs: list[str | Path]) -> list[str]:
+    """Files as given, folders as every image file below them (sorted), shell patterns expanded (`**` too).
+
+    A name that matches nothing stays in the list, so the caller reports it like any unreadable file;
+    a folder without image files raises DataError (there is nothing to report per file).
+    """
+    found: list[str] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise DataError(f"{path} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
+                                f"in subfolders too)")
+            found += images
+        elif any(ch in text for ch in "*?[") and not path.exists():
+            matches = sorted(glob.glob(text, recursive=True))
+            found += [m for m in matches if Path(m).is_file()] or [text]
+        else:
+            found.append(text)
+    return found

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from .download import cache_dir
+from ..cache import cache_dir
 from .images import BadImageError, load_image
 
 CACHE_VERSION = 2  # 2: unreadable files say "permission denied", decoder crashes are per-file errors

@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..cache import cache_dir
 from ..errors import DataError
-from .download import cache_dir, file_digest
+from .download import file_digest
 
 ALGORITHMS = {32: "md5", 40: "sha1"}  # hex length of a published digest -> its algorithm
 CACHE_VERSION = 1

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..analysis.evaluation import EvalResult, evaluate_model
 from ..config import TrainConfig
 from ..data.dataset import Split
 from ..data.loader import Batches
 from ..errors import UserError
-from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
-from ..predict import Inference
+from ..runtime import Inference
 from .distributed import Distributed, all_reduce_sum, any_process, main_process_says
 from .ema import Lookahead, ModelEma
 from .optim import base_lr, build_optimizer, build_schedule, head_parameters, reported_lr, set_lr

@@ -12,10 +12,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..analysis.plots import lr_finder
 from ..config import Config
 from ..device import resolve_device
 from ..errors import ConfigError
-from ..plots import lr_finder
 from .loop import Trainer, TrainingError
 from .optim import class_weights
 from .run import build_model, build_train_loader, load_run_data, make_run_dir, seed_everything

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..analysis.evaluation import EvalResult, evaluate_model
 from ..checkpoint import load_model, read_info, save_model
 from ..config import Config, apply_overrides, changed_settings, config_from_dict, flatten_settings, load_config
 from ..data.augment import Augment
@@ -31,10 +32,9 @@ from ..data.stats import pixel_mean
 from ..data.stream import FileLoader
 from ..device import resolve_device
 from ..errors import ConfigError, FileWriteError
-from ..evaluation import EvalResult, evaluate_model
 from ..info import ModelInfo
-from ..predict import Inference
 from ..registry import create_model
+from ..runtime import Inference
 from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
 from .loop import EpochMetrics, History, Trainer, TrainingError
 from .optim import class_weights

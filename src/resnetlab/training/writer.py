@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..analysis.plots import training_curves
 from ..atomic import atomic_write
 from ..checkpoint import read_info, save_model
 from ..config import Config, save_config
-from ..plots import training_curves
 from .loop import EpochMetrics, Trainer
 from .state import save_training
 

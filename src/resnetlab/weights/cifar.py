@@ -17,6 +17,7 @@ SHA-256 prefix (torch.hub's convention, which both publishers' names follow).
 from __future__ import annotations
 
 from ..data.stats import IMAGENET_MEAN, IMAGENET_STD
+from ..models.resnet import ResNet
 from .entry import WeightsEntry, register_weights
 
 AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -31,7 +32,8 @@ def _akamaster(depth: int, filename: str, error: float, params: int) -> WeightsE
         filename=filename, hash_prefix=filename.rsplit("-", 1)[1].split(".")[0], license="BSD-2-Clause",
         classes="cifar10", num_params=params, metrics={"acc@1": round(100 - error, 2)},
         metrics_source="akamaster/pytorch_resnet_cifar10 README (test error of this implementation)",
-        input_size=(3, 32, 32), crop_pct=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD, rename=(("linear.", "fc."),),
+        input_size=(3, 32, 32), crop_pct=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        rename=(("linear.", ResNet.classifier_name + "."),),
         recipe="https://github.com/akamaster/pytorch_resnet_cifar10/blob/master/trainer.py", default=True)
 
 

@@ -1,4 +1,4 @@
-"""Inference: batched logits for in-memory images, and top-k predictions for image files.
+"""Top-k predictions for image files and arrays (`resnetlab predict`, the server, the Keras facade).
 
 Preprocessing comes from the model file (input size, channels, mean/std, resize rule), so a user
 never repeats it. Nothing here imports training code.
@@ -6,7 +6,6 @@ never repeats it. Nothing here imports training code.
 
 from __future__ import annotations
 
-import glob
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,85 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data.arrays import images_to_tensor
-from .data.images import IMAGE_SUFFIXES, BadImageError, read_for_model
-from .data.loader import Normalize
-from .data.scan import default_workers
-from .device import resolve_device
-from .errors import ConfigError, DataError
-from .info import ModelInfo
-
-TTA_MODES = ("none", "flip", "flip+shift")
-
-
-def _shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Translate a batch by (dy, dx) pixels, filling with the border (replicate padding)."""
-    pad = max(abs(dy), abs(dx))
-    padded = torch.nn.functional.pad(images, (pad,) * 4, mode="replicate")
-    height, width = images.shape[-2:]
-    return padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width]
-
-
-@dataclass(frozen=True)
-class Inference:
-    """How a model is run for predictions: autocast dtype (None: fp32), memory layout, test-time augmentation.
-
-    tta="flip" averages the class probabilities of each image and its mirror image; "flip+shift" also
-    of both translated by one pixel per 32 (down-right and up-left), six views in all (airbench's TTA).
-    The logarithm of the averaged probabilities is returned as the logits (so losses and arg-maxes stay
-    meaningful).
-    """
-
-    dtype: torch.dtype | None = None
-    channels_last: bool = False
-    tta: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.tta not in TTA_MODES:
-            raise ConfigError(f"unknown tta {self.tta!r}; choose one of {', '.join(TTA_MODES)}")
-
-    def __call__(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(images.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            if self.tta == "none":
-                return model(images).float()
-            views = [images, images.flip(3)]
-            if self.tta == "flip+shift":
-                step = max(1, images.shape[-1] // 32)
-                views += [_shift(view, d, d) for view in views[:2] for d in (step, -step)]
-            probs = torch.stack([torch.softmax(model(view).float(), 1) for view in views]).mean(0)
-        return probs.clamp_min(1e-12).log()
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where a model's weights are; the CPU for a parameterless one (an ONNX Runtime or OpenVINO runner)."""
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-FP32 = Inference()  # plain fp32, no test-time augmentation: what `predict` does unless asked otherwise
-
-
-@torch.no_grad()
-def batched_logits(model: nn.Module, images: torch.Tensor, info: ModelInfo, *, batch_size: int = 256,
-                   device: torch.device | str | None = None, inference: Inference = FP32) -> torch.Tensor:
-    """Run `model` over images uint8 or float [N, C, H, W] in batches; return float32 logits [N, K] on the CPU."""
-    device = torch.device(device) if device is not None else model_device(model)
-    scale = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0
-    normalize = Normalize(info.mean, info.std, scale, device)
-    was_training = model.training
-    model.eval()
-    outputs = []
-    try:
-        for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size].to(device, non_blocking=True)
-            outputs.append(inference(model, normalize(batch)).cpu())
-    finally:
-        model.train(was_training)
-    if not outputs:
-        return torch.empty(0, info.num_classes)
-    return torch.cat(outputs)
+from ..data.arrays import images_to_tensor
+from ..data.images import BadImageError, read_for_model
+from ..data.loader import Normalize
+from ..data.scan import default_workers
+from ..device import resolve_device
+from ..info import ModelInfo
+from ..runtime import batched_logits
 
 
 @dataclass
@@ -115,30 +42,6 @@ class Prediction:
         return {"source": self.source,  # a NaN probability (NaN weights) as null: JSON has no NaN
                 "top": [{"label": lab, "index": i, "prob": round(p, 6) if math.isfinite(p) else None}
                         for lab, i, p in zip(self.labels, self.indices, self.probs)]}
-
-
-def expand_paths(inputs: list[str | Path]) -> list[str]:
-    """Files as given, folders as every image file below them (sorted), shell patterns expanded (`**` too).
-
-    A name that matches nothing stays in the list, so the caller reports it like any unreadable file;
-    a folder without image files raises DataError (there is nothing to report per file).
-    """
-    found: list[str] = []
-    for item in inputs:
-        text = str(item)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            images = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise DataError(f"{path} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
-                                f"in subfolders too)")
-            found += images
-        elif any(ch in text for ch in "*?[") and not path.exists():
-            matches = sorted(glob.glob(text, recursive=True))
-            found += [m for m in matches if Path(m).is_file()] or [text]
-        else:
-            found.append(text)
-    return found
 
 
 class _Decode(Dataset):
@@ -185,7 +88,7 @@ class Predictor:
         """From a model file, or from an architecture name with published `weights` ("resnet50", "DEFAULT").
 
         calibration: a folder of images for precision="int8" (default: the model's training data, if at hand)."""
-        from .weights.load import open_model
+        from ..weights.load import open_model
 
         model, info = open_model(path, weights)
         return cls(model, info, device=device, batch_size=batch_size, backend=backend, precision=precision,

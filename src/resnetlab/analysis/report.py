@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
+from ..info import ModelInfo
 from . import plots
-from .atomic import atomic_write
 from .evaluation import ECE_BINS, EvalResult
-from .info import ModelInfo
 
 PLOTS = {"confusion_matrix.png": "Confusion matrix (counts)",
          "confusion_matrix_normalized.png": "Confusion matrix (each row as shares of its class)",
@@ -182,16 +182,16 @@ def evaluate(model: str | Path, data: str | None = None, *, split: str = "test",
         path_column, label_column: a CSV manifest's header names for its path and label columns; default:
             as the model was trained, on its own manifest.
     """
-    from .data.dataset import ImageFiles
-    from .data.images import read_for_model
-    from .data.sources import load_dataset
-    from .device import resolve_device
-    from .errors import ConfigError
+    from ..data.dataset import ImageFiles
+    from ..data.images import read_for_model
+    from ..data.sample import split_images
+    from ..data.sources import load_dataset
+    from ..deploy.inference import CALIBRATION_IMAGES, describe, runner
+    from ..device import resolve_device
+    from ..errors import ConfigError
+    from ..runtime import Inference
+    from ..weights.load import open_model
     from .evaluation import evaluate_models
-    from .export import split_images
-    from .inference import CALIBRATION_IMAGES, describe, runner
-    from .predict import Inference
-    from .weights.load import open_model
 
     inference = Inference(tta=tta)  # a wrong tta fails before any loading
     device_ = resolve_device(device)

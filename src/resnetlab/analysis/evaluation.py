@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import ImageFiles, ImageSet, Split
-from .data.stream import FileLoader
-from .errors import DataError
-from .info import ModelInfo
-from .predict import FP32, Inference, batched_logits, model_device
+from ..data.dataset import ImageFiles, ImageSet, Split
+from ..data.stream import FileLoader
+from ..errors import DataError
+from ..info import ModelInfo
+from ..runtime import FP32, Inference, batched_logits, model_device
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017, "On Calibration of Modern Neural Networks")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..data.images import read_for_model
+from ...data.images import read_for_model
 
 REDUCING_GAP = 2.0  # decode at least this many times the size the resize needs (Pillow's thumbnail default)
 

@@ -37,9 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from .. import __version__
-from ..data.images import BadImageError
-from ..errors import ConfigError
+from ... import __version__
+from ...data.images import BadImageError
+from ...errors import ConfigError
 from ..inference import describe
 from ..predict import Predictor
 from .batcher import MicroBatcher
@@ -351,7 +351,7 @@ def create_app(predictor: Predictor, config: ServeConfig, model_name: str = "mod
     async def healthz():
         return {"status": "ok"}
 
-    page_html = resources.files("resnetlab.serve").joinpath("page.html").read_text()  # read once, not per visit
+    page_html = resources.files(__package__).joinpath("page.html").read_text()  # read once, not per visit
     docs_html: list[str] = []  # made at the first visit, once every route is registered
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)

@@ -24,24 +24,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..analysis.evaluation import compute_metrics
+from ..analysis.report import EvaluationReport, tensor_images
+from ..checkpoint import load_model, save_model
+from ..config import TrainConfig, load_config
+from ..data.arrays import arrays_to_imageset, label_count
+from ..data.augment import Augment
+from ..data.dataset import ImageSet
+from ..data.loader import BatchLoader
+from ..data.stats import channel_stats
+from ..deploy.predict import Predictor
+from ..device import resolve_device
+from ..errors import did_you_mean
+from ..info import ModelInfo
+from ..registry import create_model
+from ..runtime import batched_logits
+from ..training.loop import History, Trainer
+from ..training.optim import base_lr, build_optimizer
+from ..training.progress import make_progress
 from .callbacks import Callback, CallbackHooks
-from .checkpoint import load_model, save_model
-from .config import TrainConfig, load_config
-from .data.arrays import arrays_to_imageset, label_count
-from .data.augment import Augment
-from .data.dataset import ImageSet
-from .data.loader import BatchLoader
-from .data.stats import channel_stats
-from .device import resolve_device
-from .errors import did_you_mean
-from .evaluation import compute_metrics
-from .info import ModelInfo
-from .predict import Predictor, batched_logits
-from .registry import create_model
-from .report import EvaluationReport, tensor_images
-from .training.loop import History, Trainer
-from .training.optim import base_lr, build_optimizer
-from .training.progress import make_progress
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
 METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
@@ -139,7 +140,7 @@ class Classifier:
 
     def _build_pretrained(self, num_classes: int | None, shape: tuple[int, int, int] | None) -> None:
         """The architecture with published weights, normalized as they were trained (their mean/std)."""
-        from .weights import pretrained_model
+        from ..weights import pretrained_model
 
         if num_classes is None and self._class_names is not None:
             num_classes = len(self._class_names)

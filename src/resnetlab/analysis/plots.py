@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write
+from ..atomic import atomic_write
 
 
 def _pyplot():

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import check_tensors, read_state_dict, save_model
-from .data.stats import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
-from .errors import ModelFileError
-from .info import ModelInfo
-from .registry import create_model, get_model_entry
+from ..checkpoint import check_tensors, read_state_dict, save_model
+from ..data.stats import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
+from ..errors import ModelFileError
+from ..info import ModelInfo
+from ..registry import create_model, get_model_entry
 
 TORCHVISION_RESIZE = 256  # torchvision's ImageNet evaluation: resize to 256, center-crop 224 (crop_pct 0.875)
 
@@ -57,7 +57,7 @@ def import_weights(path: str | Path, arch: str, out: str | Path, *, class_names:
     model.load_state_dict(tensors, strict=True)
     small = model.default_input_size[1] <= 64  # the CIFAR stem: 32x32-class inputs
     if class_names is None:
-        from .weights.load import class_names as dataset_classes
+        from ..weights.load import class_names as dataset_classes
 
         known = {1000: "imagenet", **({10: "cifar10", 100: "cifar100"} if small else {})}.get(num_classes)
         class_names = dataset_classes(known) if known else [str(i) for i in range(num_classes)]

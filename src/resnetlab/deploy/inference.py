@@ -26,12 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write
-from .data.download import cache_dir
-from .data.loader import Normalize
-from .errors import ConfigError, UserError
-from .export import TOLERANCE, export_onnx, fold_batchnorm, onnx_session
-from .info import ModelInfo
+from ..atomic import atomic_write
+from ..cache import cache_dir
+from ..data.loader import Normalize
+from ..errors import ConfigError, UserError
+from ..info import ModelInfo
+from ..models.fold import fold_batchnorm
+from .export import TOLERANCE, export_onnx
+from .onnx_runtime import onnx_session
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -284,7 +286,7 @@ def calibration_images(info: ModelInfo, count: int = CALIBRATION_IMAGES, folder:
                        ) -> Callable[[], np.ndarray]:
     """Images for int8 calibration (read only when called): up to `count` image files of `folder`, or else the
     training images of the model's own dataset."""
-    from .export import sample_images
+    from ..data.sample import sample_images
 
     def images() -> np.ndarray:
         if folder is not None:
@@ -303,8 +305,7 @@ def calibration_images(info: ModelInfo, count: int = CALIBRATION_IMAGES, folder:
 
 def folder_images(folder: str | Path, info: ModelInfo, count: int) -> np.ndarray:
     """Up to `count` image files below `folder` (sorted, evenly spread), as float32 0..1 [N, C, H, W]."""
-    from .data.images import BadImageError, read_for_model
-    from .predict import expand_paths
+    from ..data.images import BadImageError, expand_paths, read_for_model
 
     paths = expand_paths([folder])
     picks = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]

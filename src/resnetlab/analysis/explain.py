@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.images import BadImageError
-from .errors import ConfigError, did_you_mean
+from ..data.images import BadImageError
+from ..deploy.predict import Predictor
+from ..errors import ConfigError, did_you_mean
 from .plots import heatmap_overlay
-from .predict import Predictor
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write
-from .errors import DataError
-from .predict import Predictor, expand_paths
+from ..atomic import atomic_write
+from ..data.images import expand_paths
+from ..errors import DataError
+from .predict import Predictor
 
 
 @dataclass

@@ -22,13 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from . import __version__
-from .atomic import atomic_write
-from .data.loader import Normalize
-from .errors import UserError
-from .info import ModelInfo
+from .. import __version__
+from ..atomic import atomic_write
+from ..data.loader import Normalize
+from ..data.sample import sample_images
+from ..errors import UserError
+from ..info import ModelInfo
+from ..models.fold import fold_batchnorm
+from .onnx_runtime import onnx_session
 
 FORMATS = ("onnx", "torchscript", "torchvision")
 TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model, fp32
@@ -36,30 +38,6 @@ TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch mod
 
 class ExportError(UserError):
     """An export disagrees with the PyTorch model, or cannot be produced."""
-
-
-def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
-    """Fold an eval-mode BatchNorm into the convolution before it (in place; PyTorch's own arithmetic)."""
-    conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean, norm.running_var,
-                                                  norm.eps, norm.weight, norm.bias)
-
-
-def fold_batchnorm(model: nn.Module, *, copy_first: bool = True) -> nn.Module:
-    """`model` (a copy unless copy_first=False) in eval mode with every conv -> BatchNorm pair merged
-    into one convolution.
-
-    The pairs are what the model and its blocks declare (`fold_pairs()`); pre-activation blocks
-    (BatchNorm -> ReLU -> conv) declare only the pairs that exist and keep their other norms.
-    """
-    folded = (copy.deepcopy(model) if copy_first else model).eval()
-    place = {id(child): (parent, name) for parent in folded.modules() for name, child in parent.named_children()}
-    pairs = [pair for module in folded.modules() if hasattr(module, "fold_pairs") for pair in module.fold_pairs()]
-    with torch.no_grad():
-        for conv, norm in pairs:
-            _fold(conv, norm)
-            parent, name = place[id(norm)]
-            setattr(parent, name, nn.Identity())
-    return folded
 
 
 class Preprocessed(nn.Module):
@@ -211,59 +189,13 @@ def _reference(model: nn.Module, info: ModelInfo, normalize: str, *, fold: bool 
     return (Preprocessed(network, info) if normalize == "baked" else network).eval()
 
 
-def onnx_session(path: str | Path, threads: int = 0):
-    """An onnxruntime CPU session with every graph optimization on."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    # idle threads sleep instead of spinning: spinning steals the cores from image-decoding workers and
-    # from the server's request handling (about 1,000 -> 1,300 images/s for batched folder prediction)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def split_images(part: Any, info: ModelInfo, count: int, *, seed: int = 0) -> np.ndarray:
-    """`count` images of a dataset split, spread over it (seeded), as float32 0..1 [N, C, H, W]."""
-    picks = np.sort(np.random.default_rng(seed).permutation(len(part))[:count])
-    if not hasattr(part, "images"):  # image files: decode just these, with the model's evaluation transform
-        from .data.stream import decode_files
-
-        part = decode_files(part.subset(picks), info.input_size, interpolation=info.interpolation,
-                            crop_pct=info.crop_pct, workers=0)
-        picks = np.arange(len(part))
-    pixels = part.images[torch.from_numpy(picks)]
-    return (pixels.float() * part.scale).numpy()
-
-
-def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.ndarray | None:
-    """Up to `count` real images (float32 0..1 [N, C, H, W]) of the dataset the model was trained on, if at hand."""
-    from .data.sources import load_dataset
-
-    data_cfg = info.training.get("config", {}).get("data", {})
-    name, data_dir = info.trained_data()
-    if not name:
-        return None
-    try:
-        data = load_dataset(name, data_dir=data_dir, val_fraction=data_cfg.get("val_fraction"),
-                            download=False, img_size=info.input_size[1], channels=info.input_size[0],
-                            path_column=data_cfg.get("path_column"), label_column=data_cfg.get("label_column"),
-                            verify=bool(data_cfg.get("verify", True)))
-        part = data.split(split) if getattr(data, split, None) is not None else data.train
-        return split_images(part, info, count)
-    except (UserError, OSError):
-        return None
-
-
 def export_torchvision(model: nn.Module, info: ModelInfo, path: str | Path, *,
                        real_images: np.ndarray | None = None) -> ExportReport:
     """Write the weights as a plain state dict .pth and verify it: read back with weights_only=True into
     a fresh model of the architecture, same logits. resnetlab's parameter names are torchvision's (the
     import/export tests check them against torchvision's own key lists), so torchvision/timm load the
     file with strict=True."""
-    from .registry import create_model
+    from ..registry import create_model
 
     path = Path(path)
     reference = _reference(model, info, "metadata", fold=False)  # a copy; a state dict carries no normalization
@@ -291,7 +223,7 @@ def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None,
     to the model's name with .onnx, .pt or .pth."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    from .weights.load import open_model
+    from ..weights.load import open_model
 
     model, info = open_model(model_path, weights)
     out = Path(out) if out else Path(model_path).with_suffix({"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".pth"))
