@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "resnetlab"
 
 # lowest first; a module belongs to the first entry whose name is its top-level module or package
 LAYERS: list[tuple[str, set[str]]] = [
-    ("core", {"errors", "atomic", "yamlfile", "config", "device", "cache", "registry", "info", "checkpoint",
-              "runtime", "models", "data", "weights"}),
+    ("core", {"errors", "atomic", "yamlfile", "recipes", "config", "device", "cache", "registry", "info", "tensorfile",
+              "checkpoint", "statedict", "runtime", "models", "data", "weights"}),
     ("deploy", {"deploy"}),  # predict, inference backends, export, serve: a trained model, used
     ("analysis", {"analysis"}),  # metrics, reports, Grad-CAM, plots: a trained model, examined
     ("training", {"training"}),
@@ -112,3 +112,19 @@ def test_head_and_stem_names_live_in_models_only():
                     node.value.rstrip(".") in ("fc", "conv1"):
                 leaks.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
     assert not leaks, leaks
+
+
+def test_no_source_file_is_over_400_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
+
+
+def test_design_notes_list_every_source_file():
+    design = (PACKAGE.parents[1] / "docs" / "design.md").read_text()
+    layout = design.split("## Layout", 1)[1].split("```", 2)[1]
+    missing = [str(p.relative_to(PACKAGE)) for p in SOURCES
+               if str(p.relative_to(PACKAGE)) not in layout and p.name != "__init__.py"]
+    assert not missing, f"docs/design.md's layout does not list {missing}"
+    named = {word for word in layout.split() if word.endswith(".py")}
+    stale = [name for name in named if not (PACKAGE / name).exists()]
+    assert not stale, f"docs/design.md lists files that do not exist: {stale}"

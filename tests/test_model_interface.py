@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 import resnetlab
-from resnetlab.checkpoint import load_adapted, load_pretrained
 from resnetlab.models.layers import adapt_input_conv
+from resnetlab.statedict import load_adapted, load_pretrained
 from resnetlab.training.optim import head_parameters
 
 NAMES = ["resnet18", "resnet20", "tutorial_cnn", "preact_resnet18", "wrn16_8"]

@@ -18,7 +18,8 @@ import yaml
 
 from .atomic import atomic_write
 from .errors import ConfigError, did_you_mean
-from .yamlfile import load_yaml_file, load_yaml_text
+from .recipes import recipe_settings
+from .yamlfile import load_yaml_text, read_settings_file
 
 
 @dataclass
@@ -310,40 +311,10 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-RECIPES_DIR = Path(__file__).parent / "recipes"
-
-
-def recipe_names() -> list[str]:
-    """The recipes that ship with resnetlab (`recipe=NAME`)."""
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
-
-
-def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist")
-    data = load_yaml_file(path) or {}  # bounded: size, alias expansion, UTF-8
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
-    return data
-
-
 def read_recipe(name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """(settings, per-model settings) of a recipe: a shipped name or a path to a YAML file.
-
-    A recipe's optional `models:` section holds settings that apply only to the named architectures
-    (He et al.'s warm-up for resnet110, say).
-    """
-    path = RECIPES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        path = Path(name).expanduser()
-        if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-            raise ConfigError(f"unknown recipe {name!r}{did_you_mean(name, recipe_names())}; shipped recipes: "
-                              f"{', '.join(recipe_names())} (or give a .yaml path)")
-    data = _read_yaml(path, "recipe")
-    per_model = data.pop("models", None) or {}
-    if not isinstance(per_model, dict):
-        raise ConfigError(f"{path}: `models:` must map architecture names to settings")
-    return _flatten(data), {model: _flatten(values or {}) for model, values in per_model.items()}
+    """(settings, per-model settings) of a recipe (recipes.py), flattened to dotted keys."""
+    data, per_model = recipe_settings(name)
+    return _flatten(data), {model: _flatten(values) for model, values in per_model.items()}
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -352,7 +323,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     The recipe's per-model settings apply when the finally chosen model is named there.
     """
     overrides = dict(overrides or {})
-    file_data = _flatten(_read_yaml(Path(path), "config file")) if path is not None else {}
+    file_data = _flatten(read_settings_file(Path(path), "config file")) if path is not None else {}
     recipe = None
     for source in (file_data, overrides):  # later wins: the command line over the file
         for key in ("recipe", "run.recipe"):

@@ -84,3 +84,13 @@ def load_yaml_file(path: Path) -> Any:
         raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x}); save it as "
                           f"UTF-8") from None
     return load_yaml_text(text, str(path))
+
+
+def read_settings_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file of settings (a mapping), bounded as `load_yaml_file`; `what` names it in errors."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    data = load_yaml_file(path) or {}  # bounded: size, alias expansion, UTF-8
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}")
+    return data

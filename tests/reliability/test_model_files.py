@@ -372,10 +372,10 @@ def test_hdf5_metadata_that_is_not_text_is_refused(tmp_path, saved):
 
 def _write_unchecked(path, model, info):
     """A model file written without resnetlab's checks."""
-    from resnetlab.checkpoint import META_KEY, _write_hdf5, _write_safetensors
+    from resnetlab.tensorfile import META_KEY, write_hdf5, write_safetensors
 
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    write = _write_hdf5 if path.suffix == ".h5" else _write_safetensors
+    write = write_hdf5 if path.suffix == ".h5" else write_safetensors
     write(path, tensors, {META_KEY: json.dumps(info.to_dict())})
     return path
 
@@ -535,10 +535,10 @@ def _denied(*args, **kwargs):
 
 
 def test_an_unreadable_model_file_says_permission_denied(tmp_path, saved, monkeypatch):
-    import resnetlab.checkpoint as checkpoint
+    import resnetlab.tensorfile as tensorfile
 
     path = saved(".safetensors")
-    monkeypatch.setattr(checkpoint, "open", _denied, raising=False)  # root reads through chmod 000
+    monkeypatch.setattr(tensorfile, "open", _denied, raising=False)  # root reads through chmod 000
     for read in (load_model, read_info):
         with pytest.raises(ModelFileError, match=f"cannot read {path}: permission denied"):
             read(path)

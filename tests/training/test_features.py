@@ -197,15 +197,15 @@ def test_weights_from_a_model_file_and_a_torchvision_state_dict(tmp_path, digits
     state = {f"module.{k}": v for k, v in synthetic_state_dict(shapes).items()}  # as saved from DDP
     torch.save({"state_dict": state}, tmp_path / "resnet18.pth")
     model = resnetlab.create_model("resnet18", num_classes=10, in_chans=1)
-    notes = resnetlab.checkpoint.load_pretrained(model, tmp_path / "resnet18.pth")
+    notes = resnetlab.statedict.load_pretrained(model, tmp_path / "resnet18.pth")
     assert "classifier replaced: 1000 -> 10 classes" in notes[0] and "summed over its 3 input channels" in notes[1]
     torch.testing.assert_close(model.conv1.weight.sum(), state["module.conv1.weight"].sum())
     timm_style = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     torch.save(timm_style, tmp_path / "timm.pth")
-    assert resnetlab.checkpoint.load_pretrained(resnetlab.create_model("resnet18"), tmp_path / "timm.pth") == []
+    assert resnetlab.statedict.load_pretrained(resnetlab.create_model("resnet18"), tmp_path / "timm.pth") == []
     wrong = resnetlab.create_model("resnet34")
     with pytest.raises(ModelFileError, match="does not match its architecture resnet34.*missing"):
-        resnetlab.checkpoint.load_pretrained(wrong, tmp_path / "resnet18.pth")
+        resnetlab.statedict.load_pretrained(wrong, tmp_path / "resnet18.pth")
 
 
 def test_recipes_apply_with_per_model_settings_and_overrides():

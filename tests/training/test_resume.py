@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 import resnetlab
-from resnetlab.checkpoint import TRAIN_META_KEY
+from resnetlab.tensorfile import TRAIN_META_KEY
 
 # drop_path draws random numbers (the RNG must resume too); EMA and lookahead keep weights of their own
 SETTINGS = dict(epochs=3, lr=0.05, drop_path_rate=0.1, ema_decay=0.9, lookahead_steps=3, checkpoint_minutes=0,

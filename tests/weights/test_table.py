@@ -17,6 +17,7 @@ from rich.console import Console
 
 import resnetlab
 from resnetlab import cli
+from resnetlab.cli import catalog
 from resnetlab.weights import torchvision as tv_table
 from resnetlab.weights import weights_entries
 
@@ -163,7 +164,7 @@ def test_the_weights_command_lists_them_as_json(mirror, capsys):  # mirror: empt
 
 
 def test_the_weights_command_prints_a_table_marking_the_default(mirror, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=200))  # rich draws for 80 columns when not on a terminal
+    monkeypatch.setattr(catalog, "console", Console(width=200))  # rich draws for 80 columns when not on a terminal
     assert cli.main(["weights", "resnet50"]) == 0
     out = capsys.readouterr().out
     assert "IMAGENET1K_V2 *" in out

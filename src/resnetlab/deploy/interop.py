@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import check_tensors, read_state_dict, save_model
+from ..checkpoint import check_tensors, save_model
 from ..data.stats import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ModelFileError
 from ..info import ModelInfo
 from ..registry import create_model, get_model_entry
+from ..statedict import read_state_dict
 
 TORCHVISION_RESIZE = 256  # torchvision's ImageNet evaluation: resize to 256, center-crop 224 (crop_pct 0.875)
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
-from ..checkpoint import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
+from ..tensorfile import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
 
 Logs = dict[str, float]
 STOPPED = "stopped by a callback (stop_training)"

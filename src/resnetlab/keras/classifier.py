@@ -39,7 +39,8 @@ from ..errors import did_you_mean
 from ..info import ModelInfo
 from ..registry import create_model
 from ..runtime import batched_logits
-from ..training.loop import History, Trainer
+from ..training.history import History
+from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
 from ..training.progress import make_progress
 from .callbacks import Callback, CallbackHooks

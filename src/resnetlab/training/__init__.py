@@ -1,6 +1,7 @@
 """Training: the loop, optimizers and schedules, precision, checkpoints and resume, whole runs."""
 
-from .loop import EpochMetrics, History, LoopState, Trainer, TrainingError, fit
+from .history import EpochMetrics, History, LoopState
+from .loop import Trainer, TrainingError, fit
 from .optim import build_optimizer, build_schedule
 from .run import TrainResult, train
 

@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -26,6 +25,7 @@ from ..info import ModelInfo
 from ..runtime import Inference
 from .distributed import Distributed, all_reduce_sum, any_process, main_process_says
 from .ema import Lookahead, ModelEma
+from .history import EpochMetrics, History, LoopState
 from .optim import base_lr, build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressDisplay, SilentProgress
@@ -39,88 +39,6 @@ STOP_CHECK_STEPS = 8
 
 class TrainingError(UserError):
     """Training cannot go on (for example the loss diverged); the message says what to change."""
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int  # 1-based
-    train_loss: float
-    train_accuracy: float
-    train_top5: float  # top-k accuracy, k = min(5, classes)
-    val_loss: float | None
-    val_accuracy: float | None
-    val_top5: float | None
-    lr: float  # at the end of the epoch
-    seconds: float  # training time of the epoch, validation excluded
-    images_per_second: float
-
-    def as_row(self) -> dict[str, float | int | None]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        text = f"loss {self.train_loss:.4f} acc {self.train_accuracy:.1%}"
-        if self.val_loss is not None:
-            text += f" | val_loss {self.val_loss:.4f} val_acc {self.val_accuracy:.1%}"
-        return text + f" | lr {self.lr:.3g} {self.images_per_second:,.0f} img/s {self.seconds:.1f}s"
-
-
-class History:
-    """What `fit` returns; `history.history` and `history.epoch` read as in Keras.
-
-    `metrics` chooses the keys besides the losses: "accuracy" and/or "top5" (and their val_ twins), or a
-    mapping of the keys to show to those two (Keras keys them by the names given to compile: {"acc": "accuracy"}).
-    """
-
-    def __init__(self, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> None:
-        self.rows: list[EpochMetrics] = []
-        self.metrics = dict(metrics) if isinstance(metrics, Mapping) else {m: m for m in metrics}
-
-    @property
-    def epoch(self) -> list[int]:
-        return [row.epoch - 1 for row in self.rows]  # Keras counts epochs from 0
-
-    def keys(self, validated: bool) -> list[str]:
-        """The names an epoch is logged under (Keras' logs keys), with the val_ ones when there is validation."""
-        names = ["loss", *self.metrics]
-        return names + ([f"val_{name}" for name in names] if validated else []) + ["lr"]
-
-    def _values(self, row: EpochMetrics) -> dict[str, float]:
-        fields = [row.train_loss, *(getattr(row, f"train_{m}") for m in self.metrics.values())]
-        if row.val_loss is not None:
-            fields += [row.val_loss, *(getattr(row, f"val_{m}") for m in self.metrics.values())]
-        return dict(zip(self.keys(row.val_loss is not None), [*fields, row.lr]))
-
-    def latest(self) -> dict[str, float]:
-        """The last epoch's values by name ({} before the first epoch ends)."""
-        return self._values(self.rows[-1]) if self.rows else {}
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        validated = bool(self.rows) and self.rows[0].val_loss is not None
-        out: dict[str, list[float]] = {key: [] for key in self.keys(validated)}
-        for row in self.rows:
-            for key, value in self._values(row).items():
-                out[key].append(value)
-        return out
-
-
-@dataclass
-class LoopState:
-    """Where the run is; saved in every checkpoint (JSON)."""
-
-    epoch: int = 1  # the epoch in progress, 1-based
-    batch: int = 0  # batches of it done
-    step: int = 0  # optimizer steps done in the whole run
-    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # epoch so far: loss x n, correct, top-5
-    seen: int = 0  # images of the epoch so far (this process)
-    seconds: float = 0.0  # training time of the epoch so far
-    warming: bool = False  # He et al.'s low-lr warm-up still on
-    best_score: list[float] | None = None  # best (val accuracy, -val loss) so far; ties on accuracy go to the loss
-    best_epoch: int = 0  # the epoch that scored it (every epoch counts as best when there is no validation)
-    stale_epochs: int = 0  # epochs since the score improved (early stopping)
-    done: bool = False  # finished: all epochs, max_steps or early stopping
-    stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
-    lr_factor: float = 1.0  # multiplies the schedule from here on (Keras' ReduceLROnPlateau, LearningRateScheduler)
 
 
 EpochCallback = Callable[[EpochMetrics, nn.Module, torch.optim.Optimizer], None]

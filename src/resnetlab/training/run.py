@@ -36,7 +36,8 @@ from ..info import ModelInfo
 from ..registry import create_model
 from ..runtime import Inference
 from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
-from .loop import EpochMetrics, History, Trainer, TrainingError
+from .history import EpochMetrics, History
+from .loop import Trainer, TrainingError
 from .optim import class_weights
 from .precision import auto_precision, resolve_precision
 from .progress import make_progress

@@ -14,7 +14,8 @@ import torch
 
 from ..checkpoint import EMA_KEY, LOOKAHEAD_KEY, load_checkpoint, save_checkpoint
 from ..errors import ModelFileError
-from .loop import EpochMetrics, LoopState, Trainer
+from .history import EpochMetrics, LoopState
+from .loop import Trainer
 
 
 def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -13,7 +13,8 @@ from ..analysis.plots import training_curves
 from ..atomic import atomic_write
 from ..checkpoint import read_info, save_model
 from ..config import Config, save_config
-from .loop import EpochMetrics, Trainer
+from .history import EpochMetrics
+from .loop import Trainer
 from .state import save_training
 
 

@@ -20,11 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import load_adapted, load_model, read_info, read_state_dict
+from ..checkpoint import load_model, read_info
 from ..data.verify import cached_digest
 from ..errors import ConfigError, ModelFileError
 from ..info import INTERPOLATIONS, ModelInfo
 from ..registry import create_model, get_model_entry
+from ..statedict import load_adapted, read_state_dict
 from .entry import WeightsEntry, find_weights
 from .fetch import fetch, fetch_hub_file
 
