@@ -19,6 +19,7 @@ from resnetlab.analysis.evaluation import evaluate_model
 from resnetlab.config import load_config, parse_overrides
 from resnetlab.data import load_dataset
 from resnetlab.runtime import Inference
+from resnetlab.training.callbacks import LambdaHooks
 
 from common import SHARED_DATA, write_report
 
@@ -57,7 +58,7 @@ def main() -> None:
                      "plots": "false",
                      **parse_overrides(args.settings)}
         config = load_config(overrides=overrides)
-        result = resnetlab.train(config, display="none", epoch_callbacks=[evaluate_test])
+        result = resnetlab.train(config, display="none", callbacks=[LambdaHooks(on_epoch_end=evaluate_test)])
     total = time.perf_counter() - started - excluded[0]
     reached = {f"{int(t * 100)}%": next((row["seconds"] for row in log if row["test_accuracy"] >= t), None)
                for t in TARGETS}

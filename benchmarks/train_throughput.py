@@ -39,6 +39,7 @@ from resnetlab.data.images import random_resized_crop
 from resnetlab.data.scan import default_workers
 from resnetlab.data.stats import IMAGENET_MEAN, IMAGENET_STD
 from resnetlab.models.summary import count_flops
+from resnetlab.training.callbacks import LambdaHooks
 from resnetlab.training.loop import Trainer
 from resnetlab.training.run import build_model, build_train_loader, load_run_data
 
@@ -165,7 +166,7 @@ def resnetlab_steps(model_name: str, options: dict, data_overrides: dict, batch:
             if trainer.train_epoch():
                 trainer.finish_epoch()
 
-    trainer.step_callbacks.append(stamp)
+    trainer.callbacks.append(LambdaHooks(on_batch_end=stamp))
     thread = threading.Thread(target=train, name=f"train-{model_name}", daemon=True)
 
     def run(steps: int) -> float:

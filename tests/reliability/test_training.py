@@ -18,7 +18,8 @@ import resnetlab
 from resnetlab.config import load_config, save_config
 from resnetlab.errors import ConfigError, FileWriteError
 from resnetlab.training import precision as precision_module
-from resnetlab.training.loop import TrainingError
+from resnetlab.training.callbacks import LambdaHooks
+from resnetlab.training.divergence import TrainingError
 
 # tutorial_cnn on the embedded 8x8 digits: 1,617 training images, 102 steps per epoch at batch 16, ~1 s an epoch
 RUN = dict(model="tutorial_cnn", epochs=2, batch_size=16, lr=0.05, display="none", plots=False, tensorboard=False,
@@ -47,7 +48,8 @@ def _stop_at(step: int):
 
 
 def _stopped_run(tmp_path: Path, step: int = 5, **settings) -> Path:
-    result = resnetlab.train(project=str(tmp_path), name="run", step_callbacks=[_stop_at(step)], **{**RUN, **settings})
+    result = resnetlab.train(project=str(tmp_path), name="run", callbacks=[LambdaHooks(on_batch_end=_stop_at(step))],
+                             **{**RUN, **settings})
     assert result.stopped == "test"
     return result.run_dir
 
@@ -90,7 +92,7 @@ def test_a_resume_with_new_settings_that_crashes_early_can_resume_again(tmp_path
             raise RuntimeError("power cut")  # before the resumed run's first checkpoint
 
     with pytest.raises(RuntimeError, match="power cut"):
-        resnetlab.train(resume=str(run_dir), epochs=3, display="none", step_callbacks=[crash])
+        resnetlab.train(resume=str(run_dir), epochs=3, display="none", callbacks=[LambdaHooks(on_batch_end=crash)])
     # config.yaml takes new settings with the checkpoint that records them, so the two still agree
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"] == 2
     result = resnetlab.train(resume=str(run_dir), epochs=3, display="none")
@@ -160,7 +162,7 @@ def test_non_finite_batchnorm_statistics_stop_the_run(tmp_path):
 
     with pytest.raises(TrainingError, match=r"training diverged: inf or NaN in 1 of the model's tensors "
                                             r"\(bn1.running_var\) by step 6.*holds no checkpoint"):
-        resnetlab.train(project=str(tmp_path), name="run", step_callbacks=[poison], **BN_RUN)
+        resnetlab.train(project=str(tmp_path), name="run", callbacks=[LambdaHooks(on_batch_end=poison)], **BN_RUN)
     assert _model_files(tmp_path / "run") == []
 
 

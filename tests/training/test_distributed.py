@@ -58,6 +58,7 @@ def test_resnet_trains_with_batchnorm_under_ddp(tmp_path):
 STOP_ON_ONE_RANK = """
 import sys
 import resnetlab
+from resnetlab.training.callbacks import LambdaHooks
 
 def stop_on_rank_1(trainer):
     if trainer.distributed.rank == 1 and trainer.state.step == 3:
@@ -65,7 +66,7 @@ def stop_on_rank_1(trainer):
 
 result = resnetlab.train(model="tutorial_cnn", epochs=1, batch_size=64, lr=0.05, precision="fp32", plots=False,
                          checkpoint_minutes=0, project=sys.argv[1], name="ddp", display="none",
-                         step_callbacks=[stop_on_rank_1])
+                         callbacks=[LambdaHooks(on_batch_end=stop_on_rank_1)])
 print(f"stopped={result.stopped!r}", flush=True)
 """
 

@@ -15,8 +15,10 @@ from resnetlab.data import BatchLoader, ImageSet
 from resnetlab.errors import ConfigError, ModelFileError
 from resnetlab.info import ModelInfo
 from resnetlab.training import precision as precision_module
+from resnetlab.training.callbacks import LambdaHooks
+from resnetlab.training.divergence import TrainingError
 from resnetlab.training.ema import Lookahead, ModelEma
-from resnetlab.training.loop import Trainer, TrainingError
+from resnetlab.training.loop import Trainer
 from resnetlab.training.optim import class_weights
 from resnetlab.training.precision import resolve_precision
 
@@ -105,7 +107,8 @@ def test_non_finite_weights_never_reach_a_checkpoint(tmp_path):
                 next(trainer.model.parameters()).view(-1)[0] = math.nan
 
     with pytest.raises(TrainingError, match=r"inf or NaN in 1 of the model's tensors \(conv1.weight\) by step"):
-        resnetlab.train(model="tutorial_cnn", epochs=2, project=str(tmp_path), name="nan", step_callbacks=[poison],
+        resnetlab.train(model="tutorial_cnn", epochs=2, project=str(tmp_path), name="nan",
+                        callbacks=[LambdaHooks(on_batch_end=poison)],
                         **QUIET)
     assert not (tmp_path / "nan" / "last.safetensors").exists()  # epoch 1's end would have saved it
 
@@ -136,7 +139,8 @@ def test_he_warmup_holds_the_low_lr_until_training_accuracy_passes_the_threshold
     lrs = []
     trainer = _trainer(TrainConfig(epochs=30, lr=0.1, warmup_lr=0.001, warmup_until_accuracy=0.9,
                                    schedule="constant", precision="fp32"), batch=8)
-    trainer.step_callbacks.append(lambda t: lrs.append((t.optimizer.param_groups[0]["lr"], t.state.warming)))
+    trainer.callbacks.append(LambdaHooks(
+        on_batch_end=lambda t: lrs.append((t.optimizer.param_groups[0]["lr"], t.state.warming))))
     trainer.run()
     warm = [lr for lr, warming in lrs if warming]
     assert warm and set(warm) == {0.001}
@@ -148,8 +152,8 @@ def test_head_first_fine_tuning_freezes_the_backbone_and_its_statistics():
                        model_name="resnet20")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     states = []
-    trainer.callbacks.append(lambda m, model, opt: states.append(
-        {k: v.clone() for k, v in trainer.model.state_dict().items()}))
+    trainer.callbacks.append(LambdaHooks(on_epoch_end=lambda t, m: states.append(
+        {k: v.clone() for k, v in trainer.model.state_dict().items()})))
     trainer.run()
     after_head, after_all = states
     assert torch.equal(after_head["conv1.weight"], before["conv1.weight"])
@@ -275,8 +279,9 @@ def test_tensorboard_events_and_curves(tmp_path, monkeypatch):
 
 def test_deterministic_mode_holds_during_the_run_and_is_put_back(tmp_path):
     seen = []
+    deterministic = torch.are_deterministic_algorithms_enabled
     result = resnetlab.train(deterministic=True, epochs=1, project=str(tmp_path), **QUIET,
-                             step_callbacks=[lambda trainer: seen.append(torch.are_deterministic_algorithms_enabled())])
+                             callbacks=[LambdaHooks(on_batch_end=lambda _: seen.append(deterministic()))])
     assert seen and all(seen) and result.test is not None
     assert not torch.are_deterministic_algorithms_enabled()  # later code in the process is not affected
 
@@ -304,8 +309,8 @@ def test_training_with_lookahead_ends_on_the_slow_weights():
     trainer = _trainer(TrainConfig(epochs=2, lr=0.1, lookahead_steps=3, precision="fp32"))
     initial = [s.clone() for s in trainer.lookahead.slow]
     seen = []
-    trainer.step_callbacks.append(lambda t: seen.append(
-        (t.state.step, [s.clone() for s in t.lookahead.slow], [w.detach().clone() for w in t.lookahead._fast])))
+    trainer.callbacks.append(LambdaHooks(on_batch_end=lambda t: seen.append(
+        (t.state.step, [s.clone() for s in t.lookahead.slow], [w.detach().clone() for w in t.lookahead._fast]))))
     trainer.run()  # 4 batches per epoch: 8 steps, lookahead at 3 and 6, the slow weights taken at 8
     by_step = {step: (slow, fast) for step, slow, fast in seen}
     assert all(torch.equal(a, b) for a, b in zip(by_step[2][0], initial))  # untouched before step 3

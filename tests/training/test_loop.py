@@ -7,7 +7,7 @@ import resnetlab
 from resnetlab.config import TrainConfig
 from resnetlab.data import BatchLoader, ImageSet
 from resnetlab.info import ModelInfo
-from resnetlab.training import TrainingError, fit
+from resnetlab.training import LambdaHooks, TrainingError, fit
 
 
 def _toy(n=64, seed=0):
@@ -29,7 +29,8 @@ def _setup(lr=0.05):
 def test_fit_learns_validates_and_calls_back():
     model, info, loader, cfg = _setup()
     seen = []
-    history = fit(model, info, loader, cfg, val_data=_toy(32, 1), callbacks=[lambda m, *_: seen.append(m.epoch)])
+    record = LambdaHooks(on_epoch_end=lambda trainer, metrics: seen.append(metrics.epoch))
+    history = fit(model, info, loader, cfg, val_data=_toy(32, 1), callbacks=[record])
     assert seen == [1, 2, 3]
     assert history.rows[-1].val_accuracy >= 0.9
     assert history.rows[-1].lr < cfg.lr  # cosine decayed

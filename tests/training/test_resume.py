@@ -16,6 +16,7 @@ from safetensors import safe_open
 
 import resnetlab
 from resnetlab.tensorfile import TRAIN_META_KEY
+from resnetlab.training.callbacks import LambdaHooks
 
 # drop_path draws random numbers (the RNG must resume too); EMA and lookahead keep weights of their own
 SETTINGS = dict(epochs=3, lr=0.05, drop_path_rate=0.1, ema_decay=0.9, lookahead_steps=3, checkpoint_minutes=0,
@@ -46,7 +47,8 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize("stop_step", [14, 20])  # mid-epoch 2 (10 steps per epoch), and an epoch boundary
 def test_interrupted_and_resumed_run_ends_with_exactly_the_same_weights(uninterrupted, tmp_path, stop_step):
-    stopped = resnetlab.train(project=str(tmp_path), step_callbacks=[_stop_at(stop_step)], **SETTINGS)
+    stopped = resnetlab.train(project=str(tmp_path), callbacks=[LambdaHooks(on_batch_end=_stop_at(stop_step))],
+                              **SETTINGS)
     assert stopped.stopped == "test" and stopped.test is None
     with safe_open(stopped.last_path, "pt") as handle:  # the checkpoint records where it stopped
         loop = json.loads(handle.metadata()[TRAIN_META_KEY])["loop"]

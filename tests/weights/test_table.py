@@ -173,7 +173,7 @@ def test_the_weights_command_prints_a_table_marking_the_default(mirror, capsys, 
 
 
 def test_the_weights_table_fits_80_columns_with_every_name_whole(mirror, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=80))
+    monkeypatch.setattr(catalog, "console", Console(width=80))
     assert cli.main(["weights"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,6 @@ class Callback:
 
     def _abandon(self) -> None:
         """The fit failed: release what on_train_begin took (files)."""
-
-
-def _overrides(callback: Callback, hook: str) -> bool:
-    return getattr(type(callback), hook) is not getattr(Callback, hook) or hook in vars(callback)
 
 
 def _direction(callback: str, monitor: str, mode: str) -> str:
@@ -343,59 +339,3 @@ class LambdaCallback(Callback):
         for hook, fn in given.items():
             if fn is not None:
                 setattr(self, hook, fn)
-
-
-class CallbackHooks:
-    """Runs a fit's callbacks from the Trainer's hooks (used by `Classifier.fit`)."""
-
-    def __init__(self, callbacks: Sequence[Callback], model: Any, params: dict[str, Any]) -> None:
-        for i, callback in enumerate(callbacks):
-            if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks[{i}] is a {type(callback).__module__}.{type(callback).__name__}; "
-                                "use the callbacks of resnetlab.callbacks (the same names as Keras')")
-            if _overrides(callback, "on_train_batch_begin"):
-                raise ValueError(f"callbacks[{i}] ({type(callback).__name__}) defines on_train_batch_begin, which "
-                                 "resnetlab does not call; use on_train_batch_end")
-            callback.set_model(model)
-            callback.set_params(params)
-            callback._validate()
-        self.callbacks, self.model = list(callbacks), model
-        self.logs: Logs = {}
-
-    def attach(self, trainer: Any) -> None:
-        def epoch_begin(t: Any) -> None:
-            for callback in self.callbacks:
-                callback.on_epoch_begin(t.state.epoch - 1, {})
-            if self.model.stop_training:  # as in Keras, the loop notices after the next step
-                t.stop.request(STOPPED)
-        trainer.epoch_start_callbacks.append(epoch_begin)
-        trainer.callbacks.append(lambda metrics, *_: self._epoch_end(trainer, metrics.epoch - 1))
-        batch_hooks = [cb for cb in self.callbacks if _overrides(cb, "on_train_batch_end")]
-        if batch_hooks:  # only then: reading the loss waits for the device at every step
-            def batch_end(t: Any) -> None:
-                logs = {"loss": float(t.last_loss)}
-                for callback in batch_hooks:
-                    callback.on_train_batch_end(t.state.batch - 1, dict(logs))
-                if self.model.stop_training:  # as in Keras: no further step; this epoch is left unfinished
-                    t.stop.request(STOPPED)
-            trainer.step_callbacks.append(batch_end)
-
-    def _epoch_end(self, trainer: Any, epoch: int) -> None:
-        self.logs = trainer.history.latest()
-        for callback in self.callbacks:
-            callback.on_epoch_end(epoch, dict(self.logs))
-        if self.model.stop_training and not trainer.state.done:
-            trainer.state.done = True
-            trainer.state.stop_reason = STOPPED
-
-    def train_begin(self) -> None:
-        for callback in self.callbacks:
-            callback.on_train_begin({})
-
-    def abandon(self) -> None:
-        for callback in self.callbacks:
-            callback._abandon()
-
-    def train_end(self) -> None:
-        for callback in self.callbacks:
-            callback.on_train_end(dict(self.logs))

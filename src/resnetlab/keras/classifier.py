@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from torch import nn
 from ..analysis.evaluation import compute_metrics
 from ..analysis.report import EvaluationReport, tensor_images
 from ..checkpoint import load_model, save_model
-from ..config import TrainConfig, load_config
 from ..data.arrays import arrays_to_imageset, label_count
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
@@ -35,48 +34,22 @@ from ..data.loader import BatchLoader
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
-from ..errors import did_you_mean
 from ..info import ModelInfo
 from ..registry import create_model
 from ..runtime import batched_logits
 from ..training.history import History
 from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
-from ..training.progress import make_progress
-from .callbacks import Callback, CallbackHooks
-
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
-METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
-           "categorical_accuracy": "accuracy", "top5": "top5", "top_5_accuracy": "top5",
-           "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5"}
-DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}  # Keras' defaults for the same optimizers
-
-
-DEFAULT_BATCH_SIZE = 32  # Keras' default for fit (batch_size=None)
-EVAL_BATCH_SIZE = 256  # evaluate and predict: the results do not depend on it (eval mode), and larger is faster
-
-
-@dataclass
-class _Compiled:
-    train: TrainConfig
-    optimizer: torch.optim.Optimizer | None
-    metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
-    lr_factor: float = 1.0  # callbacks' changes to the schedule, kept from one fit call to the next
-    pending_lr: float | None = None  # `learning_rate` set between fit calls: the next fit starts there
-
-
-def _input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """Keras' (height, width, channels), or (height, width) for grayscale -> (C, H, W)."""
-    shape = tuple(int(v) for v in input_shape)
-    if len(shape) == 2:
-        return (1, *shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (height, width, channels) as in Keras, got {input_shape}")
-    height, width, channels = shape
-    if channels > 4 and height <= 4:
-        raise ValueError(f"input_shape is (height, width, channels) as in Keras; got {input_shape}, did you mean "
-                         f"{(width, channels, height)}?")
-    return channels, height, width
+from ..training.progress import ProgressCallback, make_progress
+from .callbacks import Callback
+from .hooks import KerasCallbacks
+from .settings import (
+    DEFAULT_BATCH_SIZE,
+    EVAL_BATCH_SIZE,
+    compiled_settings,
+    default_compiled,
+    input_shape_to_chw,
+)
 
 
 class Classifier:
@@ -109,8 +82,7 @@ class Classifier:
         self._options = model_options
         self._class_names = list(class_names) if class_names is not None else None
         self._measure_stats = True  # the first fit sets mean/std from its training images
-        self._compiled = _Compiled(TrainConfig(epochs=1, batch_size=32, optimizer="adam", lr=1e-3,
-                                               weight_decay=0.0, schedule="constant"), None, {"accuracy": "accuracy"})
+        self._compiled = default_compiled()
         self._fits = 0  # fit calls so far: each gets its own shuffling and augmentation draws
         self._trainer: Trainer | None = None  # during fit: the loop the callbacks act on
         self.stop_training = False  # a callback sets it to end fit after the current epoch (as in Keras)
@@ -118,18 +90,18 @@ class Classifier:
         if weights is not None and isinstance(model, nn.Module):
             raise ValueError("weights= applies to an architecture name; a model instance already has its weights")
         if weights is not None:
-            self._build_pretrained(num_classes, _input_shape_to_chw(input_shape) if input_shape else None)
+            self._build_pretrained(num_classes, input_shape_to_chw(input_shape) if input_shape else None)
         elif isinstance(model, nn.Module):
             if not hasattr(model, "arch"):
                 raise ValueError("pass a model built by resnetlab.create_model, or an architecture name")
-            shape = _input_shape_to_chw(input_shape) if input_shape else model.default_input_size
+            shape = input_shape_to_chw(input_shape) if input_shape else model.default_input_size
             self._attach(model, shape)
         elif num_classes is not None and input_shape is not None:
-            self._build(num_classes, _input_shape_to_chw(input_shape))
+            self._build(num_classes, input_shape_to_chw(input_shape))
         elif class_names is not None and input_shape is not None:
-            self._build(len(class_names), _input_shape_to_chw(input_shape))
+            self._build(len(class_names), input_shape_to_chw(input_shape))
         else:
-            self._pending = (num_classes, _input_shape_to_chw(input_shape) if input_shape else None)
+            self._pending = (num_classes, input_shape_to_chw(input_shape) if input_shape else None)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -186,30 +158,11 @@ class Classifier:
                 weight_decay: float = 0.0, momentum: float | None = None, label_smoothing: float = 0.0,
                 schedule: str = "constant") -> None:
         """Choose the optimizer (name or a torch.optim instance over `self.model`), loss and metrics."""
-        if loss not in LOSSES:
-            raise ValueError(f"unsupported loss {loss!r}{did_you_mean(str(loss), LOSSES)}; use one of "
-                             f"{', '.join(LOSSES)} (integer and one-hot labels both work with either)")
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unsupported metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)}; use "
-                             f"'accuracy' or 'top5'")
-        instance = None
         if isinstance(optimizer, torch.optim.Optimizer):
             self._check_optimizer(optimizer)
-            instance, name = optimizer, "sgd"
-        else:
-            name = str(optimizer).lower()
-            if name not in DEFAULT_LR:
-                raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use "
-                                 f"'sgd', 'adam', 'adamw' or a torch.optim.Optimizer")
-        # The library's own typed checks ("did you mean", ranges); ConfigError is a ValueError.
-        cfg = load_config(overrides={
-            "optimizer": name, "lr": DEFAULT_LR[name] if learning_rate is None else learning_rate,
-            "weight_decay": weight_decay, "momentum": momentum if momentum is not None else (
-                0.0 if name == "sgd" else 0.9),
-            "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule, "batch_size": 32,
-            "epochs": 1}).train
-        self._compiled = _Compiled(cfg, instance, {m: METRICS[m] for m in metrics})
+        self._compiled = compiled_settings(optimizer, loss, metrics, learning_rate=learning_rate,
+                                           weight_decay=weight_decay, momentum=momentum,
+                                           label_smoothing=label_smoothing, schedule=schedule)
 
     def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         if self.model is None:
@@ -268,25 +221,20 @@ class Classifier:
             compiled.optimizer = build_optimizer(self.model, cfg)
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
                           metrics=compiled.metrics, class_weight=self._class_weight(class_weight))
-        trainer.progress = make_progress(progress)
-        hooks = CallbackHooks(callbacks or (), self, {"epochs": epochs, "steps": len(loader), "verbose": verbose,
-                                                       "metrics": trainer.history.keys(val is not None)})
+        params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
+                  "metrics": trainer.history.keys(val is not None)}
+        keras_callbacks = KerasCallbacks(callbacks or (), self, params)
+        trainer.callbacks = [ProgressCallback(make_progress(progress)), keras_callbacks]
         trainer.state.lr_factor = compiled.lr_factor
         if compiled.pending_lr is not None:
             trainer.scale_lr_to(compiled.pending_lr)
-        hooks.attach(trainer)
         self.stop_training, self._trainer = False, trainer
         try:
-            hooks.train_begin()
             history = trainer.run()
-        except BaseException:
-            hooks.abandon()  # close the callbacks' files; Keras calls no on_train_end after an error either
-            raise
         finally:
             self._trainer = None
             if trainer.state.step > 0:  # the weights keep what the steps did, and so does the lr
                 compiled.pending_lr, compiled.lr_factor = None, trainer.state.lr_factor
-        hooks.train_end()
         self.history = history
         self._fits += 1
         epochs_done = len(history.epoch)  # fewer when stopped early (by a callback, even inside the first epoch)

@@ -86,6 +86,20 @@ def overrides(callback: object, hook: str, base: type = Callback) -> bool:
     return hook in vars(callback) or getattr(type(callback), hook) is not getattr(base, hook)
 
 
+def check_callbacks(callbacks: list[Callback]) -> None:
+    """Refuse anything but Callbacks, saying how to make one (a bare function was the old hook shape)."""
+    for i, callback in enumerate(callbacks):
+        if isinstance(callback, Callback):
+            continue
+        kind = f"{type(callback).__module__}.{type(callback).__qualname__}"
+        if type(callback).__module__.startswith("resnetlab.keras"):
+            raise TypeError(f"callbacks[{i}] is Keras' {type(callback).__name__} ({kind}): those go to "
+                            f"Classifier.fit(callbacks=...); the Trainer and resnetlab.train take "
+                            f"resnetlab.training.Callback")
+        raise TypeError(f"callbacks[{i}] is a {kind}, not a resnetlab.training.Callback; wrap a function as "
+                        f"LambdaHooks(on_batch_end=fn) or LambdaHooks(on_epoch_end=fn)")
+
+
 def state_dicts(callbacks: list[Callback]) -> dict[str, dict[str, Any]]:
     """Every callback's non-empty state, keyed by `state_key` (repeats numbered: EarlyStopping, EarlyStopping.1)."""
     saved: dict[str, dict[str, Any]] = {}

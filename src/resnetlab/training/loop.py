@@ -8,6 +8,7 @@ SIGTERM, a crash after a checkpoint) and resumed continues as if it had never st
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,25 +24,20 @@ from ..data.loader import Batches
 from ..errors import UserError
 from ..info import ModelInfo
 from ..runtime import Inference
+from .callbacks import Callback, check_callbacks, load_state_dicts, overrides
 from .distributed import Distributed, all_reduce_sum, any_process, main_process_says
+from .divergence import TrainingError, check_loss, check_validation, check_weights
 from .ema import Lookahead, ModelEma
 from .history import EpochMetrics, History, LoopState
 from .optim import base_lr, build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
-from .progress import ProgressDisplay, SilentProgress
+from .progress import ProgressCallback, ProgressDisplay
 from .signals import StopRequest
 
 WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training accuracy (one device sync)
 # multi-process runs: how often the processes agree on a stop request (one tiny all-reduce and sync); a
 # process that left alone would leave the others waiting in their next gradient all-reduce
 STOP_CHECK_STEPS = 8
-
-
-class TrainingError(UserError):
-    """Training cannot go on (for example the loss diverged); the message says what to change."""
-
-
-EpochCallback = Callable[[EpochMetrics, nn.Module, torch.optim.Optimizer], None]
 
 
 class Trainer:
@@ -56,12 +52,14 @@ class Trainer:
         optimizer: use this one instead of building `cfg.optimizer` (the Keras facade passes its own).
         class_weight: per-class loss weights.
         distributed: the process group when launched by torchrun.
+        callbacks: the run's Callbacks (training/callbacks.py), called in order; `Trainer.callbacks` is the list.
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
                  val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
                  class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
-                 sync_bn: bool = False, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)):
+                 sync_bn: bool = False, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",),
+                 callbacks: Sequence[Callback] = ()):
         device = loader.device
         if len(loader) == 0:
             raise TrainingError("no training batch could be formed; give at least 2 training images "
@@ -90,14 +88,13 @@ class Trainer:
         self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
         self.state = LoopState(warming=cfg.warmup_lr is not None)
         self.history = History(metrics)
-        self.callbacks: list[EpochCallback] = []
-        self.step_callbacks: list[Callable[[Trainer], None]] = []  # after every optimizer step
-        self.epoch_start_callbacks: list[Callable[[Trainer], None]] = []  # before each epoch (or its resumed rest)
-        self.checkpoint: Callable[[Trainer], None] | None = None  # writes `last` (set by the run folder writer)
+        self.callbacks: list[Callback] = list(callbacks)
+        self.callback_state: dict[str, dict] = {}  # what a resumed run's callbacks saved (restore_training sets it)
         self.stop = StopRequest()
-        self.progress: ProgressDisplay = SilentProgress()
-        self.checkpoint_minutes = 0.0  # also call `checkpoint` this often within an epoch; 0: never
+        self.checkpoint_minutes = 0.0  # also ask for a checkpoint (on_checkpoint) this often in an epoch; 0: never
         self.lr_override: Callable[[int], float] | None = None  # step -> lr, replacing the schedule (lr_find)
+        self._sums: torch.Tensor | None = None  # the epoch so far on the device: loss x n, correct, top-5
+        self._started = 0.0  # perf_counter at the epoch's start, less the time of its resumed part
         self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
         self._last_checkpoint = time.monotonic()
 
@@ -150,7 +147,9 @@ class Trainer:
             marks = all_reduce_sum(torch.stack([sums[1], sums.new_tensor(float(state.seen))]), self.distributed)
             warm_marks = tuple(marks.tolist())
         started = time.perf_counter() - state.seconds
+        self._sums, self._started = sums, started
         total_batches = len(self.loader)
+        batch_hooks = [callback for callback in self.callbacks if overrides(callback, "on_batch_end")]
         for images, labels in self.loader:
             micro = state.batch % cfg.accumulate
             last_micro = micro == cfg.accumulate - 1 or state.batch == total_batches - 1
@@ -175,18 +174,16 @@ class Trainer:
             self._optimizer_step()
             if state.warming and state.step % WARMUP_CHECK_STEPS == 0:
                 warm_marks = self._check_warmup(sums, warm_marks)
-            if self.progress.due():  # .item() forces a device sync: only when the display refreshes
-                self._show(sums, started)
-            for callback in self.step_callbacks:
-                callback(self)
+            for callback in batch_hooks:
+                callback.on_batch_end(self)
             if self._stop_agreed(state.step % STOP_CHECK_STEPS == 0) or \
                     (cfg.max_steps is not None and state.step >= cfg.max_steps):
                 break
-            if self.checkpoint is not None and self._checkpoint_due():
+            if self._checkpoint_due():
                 self._save_midway(sums, started)
         state.sums, state.seconds = sums.tolist(), time.perf_counter() - started
         if self.distributed is None:
-            self._check_finite(state.sums[0] / max(state.seen, 1))
+            check_loss(state.sums[0] / max(state.seen, 1), self.state.step)
         return state.batch >= total_batches
 
     def _set_lr(self) -> float:
@@ -254,54 +251,25 @@ class Trainer:
         self.stop.request("another process's stop request")  # keeps this process's own reason if it had one
         return True
 
-    def _show(self, sums: torch.Tensor, started: float) -> None:
+    def running_metrics(self) -> tuple[float, float, float]:
+        """(loss, accuracy, images per second) of the epoch so far, this process's images (reading them waits
+        for the device: the progress display asks only when it refreshes)."""
         seen = max(self.state.seen, 1)
-        loss = sums[0].item() / seen
+        loss = self._sums[0].item() / seen
         if self.distributed is None:  # several processes check together, at the epoch's end (finish_epoch)
-            self._check_finite(loss)
-        rate = seen * (self.distributed.world if self.distributed else 1) / max(time.perf_counter() - started, 1e-9)
-        self.progress.update(self.state.batch, loss, sums[1].item() / seen, rate,
-                             lr=self.lr, step=self.state.step)
-
-    def _check_finite(self, loss: float) -> None:
-        if not math.isfinite(loss):
-            self._diverged(f"the training loss became {loss}")
-
-    def _non_finite_tensors(self) -> list[str]:
-        """Names of the weights and buffers (BatchNorm statistics too) holding inf or NaN, EMA copy included."""
-        models = {"": self.model, "ema ": self.ema.module if self.ema is not None else None}
-        tensors = [(prefix + name, tensor) for prefix, model in models.items() if model is not None
-                   for name, tensor in model.state_dict().items() if tensor.is_floating_point()]
-        finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in tensors]).cpu()  # one sync
-        return [name for (name, _), ok in zip(tensors, finite.tolist()) if not ok]
-
-    def _check_finite_weights(self) -> None:
-        """A step can leave inf/NaN weights or BatchNorm statistics behind a finite loss; never let them reach a
-        checkpoint. All processes agree (their BatchNorm statistics differ), so none is left waiting."""
-        bad = self._non_finite_tensors()
-        if any_process(bool(bad), self.distributed, self.loader.device):
-            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            self._diverged(f"inf or NaN in {len(bad)} of the model's tensors ({shown})" if bad else
-                           "another process's weights became inf or NaN")
-
-    def _check_finite_validation(self, val: EvalResult | None) -> None:
-        bad = val is not None and not math.isfinite(val.loss)
-        if any_process(bad, self.distributed, self.loader.device):
-            self._diverged(f"the validation loss became {val.loss}" if bad else
-                           "another process's validation loss became inf or NaN")
-
-    def _diverged(self, what: str) -> None:
-        raise TrainingError(f"training diverged: {what} by step {self.state.step}; lower lr (or raise "
-                            f"warmup_epochs, or set grad_clip) and train again")
+            check_loss(loss, self.state.step)
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        return loss, self._sums[1].item() / seen, seen * (self.distributed.world if self.distributed else 1) / elapsed
 
     def _checkpoint_due(self) -> bool:
-        return self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
+        due = self.checkpoint_minutes > 0 and time.monotonic() - self._last_checkpoint >= self.checkpoint_minutes * 60
+        return due and any(overrides(callback, "on_checkpoint") for callback in self.callbacks)
 
     def _save_midway(self, sums: torch.Tensor, started: float) -> None:
         self.state.sums, self.state.seconds = sums.tolist(), time.perf_counter() - started
-        self._check_finite(self.state.sums[0] / max(self.state.seen, 1))  # never checkpoint a diverged model
-        self._check_finite_weights()
-        self.checkpoint(self)
+        check_loss(self.state.sums[0] / max(self.state.seen, 1), self.state.step)  # never checkpoint a diverged model
+        check_weights(self)
+        self._call("on_checkpoint")
         self._last_checkpoint = time.monotonic()
 
     # --- epochs ------------------------------------------------------------------------------------
@@ -321,10 +289,10 @@ class Trainer:
                                 self.distributed).cpu().tolist()
         seen = max(totals[3], 1)
         if self.distributed is not None:  # every process sees the same totals, so all stop together
-            self._check_finite(totals[0] / seen)
-        self._check_finite_weights()  # before the epoch's checkpoints are written
+            check_loss(totals[0] / seen, self.state.step)
+        check_weights(self)  # before the epoch's checkpoints are written
         val = self.validate()
-        self._check_finite_validation(val)
+        check_validation(self, val)
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
             train_top5=totals[2] / seen, val_loss=val.loss if val else None,
@@ -352,8 +320,11 @@ class Trainer:
     def _stop_now(self) -> None:
         """A stop request (SIGINT/SIGTERM): record why and write `last` so the run can resume."""
         self.state.stop_reason = self.stop.reason
-        if self.checkpoint is not None:
-            self.checkpoint(self)
+        self._call("on_checkpoint")
+
+    def _call(self, hook: str, *args: object) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def run(self) -> History:
         """Train until the last epoch, `max_steps`, early stopping or a stop request; return the History."""
@@ -361,12 +332,13 @@ class Trainer:
         before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
         if self._deterministic is not None:
             torch.use_deterministic_algorithms(self._deterministic[0], warn_only=self._deterministic[1])
+        check_callbacks(self.callbacks)
+        load_state_dicts(self.callbacks, self.callback_state)
         try:
             with self.stop.installed():
+                self._call("on_train_begin")
                 while not state.done:
-                    for callback in self.epoch_start_callbacks:
-                        callback(self)
-                    self.progress.start_epoch(state.epoch, cfg.epochs, len(self.loader), state.batch)
+                    self._call("on_epoch_begin")
                     complete = self.train_epoch()
                     if not complete and self._stop_agreed():
                         self._stop_now()
@@ -376,15 +348,19 @@ class Trainer:
                     state.done = main_process_says(self.finished(), self.distributed, self.loader.device)
                     if self._stale():
                         state.stop_reason = f"early stopping: no better validation result for {cfg.patience} epochs"
-                    self.progress.end_epoch(metrics.summary())
-                    for callback in self.callbacks:
-                        callback(metrics, self.eval_model, self.optimizer)
+                    self._call("on_epoch_end", metrics)
                     if self._stop_agreed() and not state.done:
                         self._stop_now()
                         break
+        except BaseException as error:
+            for callback in self.callbacks:  # each is told; none of their own failures hides `error`
+                with contextlib.suppress(Exception):
+                    callback.on_exception(self, error)
+            raise
+        else:
+            self._call("on_train_end")
         finally:
             torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-            self.progress.close()
             if self.precision.channels_last:  # leave the model in the layout it came in (saved files are NCHW)
                 self.model.to(memory_format=torch.contiguous_format)
                 if self.ema is not None:
@@ -394,15 +370,14 @@ class Trainer:
 
 def fit(model: nn.Module, info: ModelInfo, train_loader: Batches, cfg: TrainConfig, *,
         val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
-        callbacks: Sequence[EpochCallback] = (), progress: ProgressDisplay | None = None,
+        callbacks: Sequence[Callback] = (), progress: ProgressDisplay | None = None,
         metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> History:
     """Train `model` for `cfg.epochs` epochs, validating on `val_data` after each; return the History.
 
     The short way in for a model and batches at hand; `resnetlab.train` builds a Trainer itself to add the
     run folder, checkpoints, resume and multi-process training, and the Keras facade to connect its callbacks.
     """
-    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics)
-    trainer.callbacks.extend(callbacks)
-    if progress is not None:
-        trainer.progress = progress
+    shown = [ProgressCallback(progress)] if progress is not None else []
+    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics,
+                      callbacks=[*shown, *callbacks])
     return trainer.run()

@@ -16,7 +16,9 @@ from ..analysis.plots import lr_finder
 from ..config import Config
 from ..device import resolve_device
 from ..errors import ConfigError
-from .loop import Trainer, TrainingError
+from .callbacks import LambdaHooks
+from .divergence import TrainingError
+from .loop import Trainer
 from .optim import class_weights
 from .run import build_model, build_train_loader, load_run_data, make_run_dir, seed_everything
 
@@ -73,7 +75,7 @@ def lr_find(config: Config, *, start_lr: float = 1e-6, end_lr: float = 10.0, ste
             t.stop.request("range test done")
 
     trainer.lr_override = lambda step: start_lr * factor ** step  # exponential growth, step by step
-    trainer.step_callbacks.append(record)
+    trainer.callbacks.append(LambdaHooks(on_batch_end=record))
     with trainer.stop.installed():
         while not trainer.stop.requested:  # as many epochs as the steps need
             try:

@@ -22,6 +22,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from ..errors import ConfigError
+from .callbacks import Callback
 
 
 class ProgressDisplay(Protocol):
@@ -134,6 +135,30 @@ class PlainProgress:
 class SilentProgress(PlainProgress):
     def end_epoch(self, summary: str) -> None:
         pass
+
+
+class ProgressCallback(Callback):
+    """Shows a run on a ProgressDisplay: a bar (or lines) per epoch and a summary at each epoch's end."""
+
+    def __init__(self, display: ProgressDisplay) -> None:
+        self.display = display
+
+    def on_epoch_begin(self, trainer: Any) -> None:
+        self.display.start_epoch(trainer.state.epoch, trainer.cfg.epochs, len(trainer.loader), trainer.state.batch)
+
+    def on_batch_end(self, trainer: Any) -> None:
+        if self.display.due():  # reading the running sums waits for the device: only when the display refreshes
+            loss, accuracy, rate = trainer.running_metrics()
+            self.display.update(trainer.state.batch, loss, accuracy, rate, lr=trainer.lr, step=trainer.state.step)
+
+    def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
+        self.display.end_epoch(metrics.summary())
+
+    def on_train_end(self, trainer: Any) -> None:
+        self.display.close()
+
+    def on_exception(self, trainer: Any, error: BaseException) -> None:
+        self.display.close()
 
 
 DISPLAYS = {"rich": RichProgress, "plain": PlainProgress, "none": SilentProgress}

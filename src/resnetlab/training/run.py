@@ -12,7 +12,7 @@ import copy
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,14 @@ from ..errors import ConfigError, FileWriteError
 from ..info import ModelInfo
 from ..registry import create_model
 from ..runtime import Inference
+from .callbacks import Callback, check_callbacks
 from .distributed import Distributed, barrier, broadcast_text, init_distributed, shutdown
-from .history import EpochMetrics, History
-from .loop import Trainer, TrainingError
+from .divergence import TrainingError
+from .history import History
+from .loop import Trainer
 from .optim import class_weights
 from .precision import auto_precision, resolve_precision
-from .progress import make_progress
+from .progress import ProgressCallback, make_progress
 from .state import restore_training
 from .writer import RunWriter
 
@@ -218,16 +220,16 @@ def resolve_auto_settings(config: Config, device: torch.device, distributed: Dis
             f"{'on' if t.channels_last else 'off'}, seed {r.seed}")
 
 
-def train(config: Config | None = None, *, display: str = "auto",
-          step_callbacks: Sequence[Callable[[Trainer], None]] = (),
-          epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]] = (), **overrides: Any) -> TrainResult:
+def train(config: Config | None = None, *, display: str = "auto", callbacks: Sequence[Callback] = (),
+          **overrides: Any) -> TrainResult:
     """Train as `config` says, with `overrides` (setting names as on the CLI, e.g. `epochs=5`) applied on top.
 
     Args:
         display: progress display: auto (a bar on a terminal, else one line per epoch), rich, plain, none.
-        step_callbacks: called with the Trainer after every optimizer step (logging, custom stopping:
-            `trainer.stop.request("reason")` ends the run cleanly with a checkpoint).
-        epoch_callbacks: called with the Trainer and the epoch's metrics after every epoch (rank 0).
+        callbacks: Callbacks (training/callbacks.py; `LambdaHooks` makes one from functions), called after the
+            progress display and the run folder, on every process (`trainer.distributed` says which):
+            logging, custom stopping (`trainer.stop.request("reason")` ends the run cleanly with a checkpoint).
+            Their `state_dict()` is saved in the checkpoints and given back on resume.
     """
     if config is None:
         config = load_config(overrides=overrides)  # a recipe= among the overrides applies first
@@ -239,9 +241,10 @@ def train(config: Config | None = None, *, display: str = "auto",
     if config.run.resume:
         config = _resumed_config(config, overrides)
     make_progress(display)  # an unknown display fails before any work
+    check_callbacks(list(callbacks))
     distributed, device = init_distributed(resolve_device(config.run.device))
     try:
-        return _train(config, display, distributed, device, step_callbacks, epoch_callbacks)
+        return _train(config, display, distributed, device, callbacks)
     finally:
         shutdown(distributed)
 
@@ -299,8 +302,7 @@ def _pretrained(config: Config, data: DatasetSplits) -> tuple[torch.nn.Module, l
 
 
 def _train(config: Config, display: str, distributed: Distributed | None, device: torch.device,
-           step_callbacks: Sequence[Callable[[Trainer], None]],
-           epoch_callbacks: Sequence[Callable[[Trainer, EpochMetrics], None]]) -> TrainResult:
+           callbacks: Sequence[Callback]) -> TrainResult:
     main = distributed is None or distributed.is_main
     if config.train.head_epochs and not (config.model.weights or config.run.resume):
         raise ConfigError("head_epochs trains the classifier on a frozen pretrained backbone: give weights=NAME "
@@ -337,12 +339,9 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
             _write_skipped(run_dir, data.skipped)
             for note in notes:
                 print(f"weights from {config.model.weights}: {note}")
-        trainer.callbacks.append(lambda metrics, *_: writer.epoch_end(trainer, metrics))
-        trainer.callbacks.extend(lambda metrics, *_, fn=fn: fn(trainer, metrics) for fn in epoch_callbacks)
-        trainer.checkpoint = writer.save_last
         trainer.checkpoint_minutes = config.run.checkpoint_minutes
-    trainer.progress = make_progress((display if config.run.progress else "plain") if main else "none")
-    trainer.step_callbacks.extend(step_callbacks)
+    shown = make_progress((display if config.run.progress else "plain") if main else "none")
+    trainer.callbacks = [ProgressCallback(shown), *([writer] if writer is not None else []), *callbacks]
     started = time.perf_counter()
     try:
         history = trainer.run()
@@ -350,9 +349,6 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
         if writer is None:
             raise
         raise type(exc)(f"{exc}. {writer.describe_checkpoints()}") from None
-    finally:
-        if writer is not None:
-            writer.close()
     seconds = time.perf_counter() - started
     if trainer.state.stop_reason and not trainer.state.done:
         return TrainResult(run_dir if main else None, history, writer and writer.best_path,

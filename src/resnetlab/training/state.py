@@ -14,6 +14,7 @@ import torch
 
 from ..checkpoint import EMA_KEY, LOOKAHEAD_KEY, load_checkpoint, save_checkpoint
 from ..errors import ModelFileError
+from .callbacks import state_dicts
 from .history import EpochMetrics, LoopState
 from .loop import Trainer
 
@@ -54,6 +55,7 @@ def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = N
         "ema_updates": trainer.ema.updates if trainer.ema is not None else None,
         "scaler": trainer.scaler.state_dict() if trainer.scaler is not None else None,
         "rng": rng_info,
+        "callbacks": state_dicts(trainer.callbacks),
         **(extra or {}),
     }
     return save_checkpoint(path, trainer.model, trainer.info, trainer.optimizer, state, tensors)
@@ -88,4 +90,5 @@ def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
     if trainer.scaler is not None and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"], tensors)
+    trainer.callback_state = state.get("callbacks") or {}  # given to the callbacks when the run starts
     return state

@@ -13,6 +13,7 @@ from ..analysis.plots import training_curves
 from ..atomic import atomic_write
 from ..checkpoint import read_info, save_model
 from ..config import Config, save_config
+from .callbacks import Callback
 from .history import EpochMetrics
 from .loop import Trainer
 from .state import save_training
@@ -29,8 +30,8 @@ def _tensorboard(run_dir: Path) -> Any | None:
     return SummaryWriter(log_dir=str(run_dir))
 
 
-class RunWriter:
-    """Writes a run's files (rank 0 only): called after every epoch and for mid-epoch checkpoints."""
+class RunWriter(Callback):
+    """Writes a run's files (rank 0 only): after every epoch, and `last` whenever the loop asks for a checkpoint."""
 
     def __init__(self, run_dir: Path, config: Config, *, resumed: bool = False):
         self.run_dir, self.config = run_dir, config
@@ -64,6 +65,18 @@ class RunWriter:
         if metrics is not None:
             summary.update({k: v for k, v in metrics.as_row().items() if k not in ("seconds", "images_per_second")})
         return summary
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        self.epoch_end(trainer, metrics)
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        self.save_last(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.close()
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self.close()
 
     def save_last(self, trainer: Trainer) -> None:
         """Write the training checkpoint `last.safetensors` (atomically)."""

@@ -1,0 +1,83 @@
+"""Keras' defaults and `compile` arguments, stated once, turned into the library's typed TrainConfig.
+
+Keras 3's defaults for the same things: Adam at 1e-3, SGD at 0.01 without momentum, a constant lr, no
+weight decay, batch 32 for fit. The names `compile` accepts for losses and metrics map to what the loop
+computes; everything else is checked by the library's own config (ranges, "did you mean").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import TrainConfig, load_config
+from ..errors import did_you_mean
+
+LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
+METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
+           "categorical_accuracy": "accuracy", "top5": "top5", "top_5_accuracy": "top5",
+           "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5"}
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}  # Keras' defaults for the same optimizers
+DEFAULT_BATCH_SIZE = 32  # Keras' default for fit (batch_size=None)
+EVAL_BATCH_SIZE = 256  # evaluate and predict: the results do not depend on it (eval mode), and larger is faster
+
+
+@dataclass
+class Compiled:
+    """What `compile` decided, and the lr state a Classifier carries from one fit call to the next."""
+
+    train: TrainConfig
+    optimizer: torch.optim.Optimizer | None
+    metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
+    lr_factor: float = 1.0  # callbacks' changes to the schedule, kept from one fit call to the next
+    pending_lr: float | None = None  # `learning_rate` set between fit calls: the next fit starts there
+
+
+def default_compiled() -> Compiled:
+    """What an uncompiled Classifier trains with: `compile()`'s defaults."""
+    return compiled_settings()
+
+
+def compiled_settings(optimizer: str | torch.optim.Optimizer = "adam", loss: str = "sparse_categorical_crossentropy",
+                      metrics: list[str] | tuple[str, ...] = ("accuracy",), *, learning_rate: float | None = None,
+                      weight_decay: float = 0.0, momentum: float | None = None, label_smoothing: float = 0.0,
+                      schedule: str = "constant") -> Compiled:
+    """`compile`'s arguments checked and turned into settings (an optimizer instance is checked by the caller)."""
+    if loss not in LOSSES:
+        raise ValueError(f"unsupported loss {loss!r}{did_you_mean(str(loss), LOSSES)}; use one of "
+                         f"{', '.join(LOSSES)} (integer and one-hot labels both work with either)")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unsupported metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)}; use "
+                         f"'accuracy' or 'top5'")
+    instance = None
+    if isinstance(optimizer, torch.optim.Optimizer):
+        instance, name = optimizer, "sgd"
+    else:
+        name = str(optimizer).lower()
+        if name not in DEFAULT_LR:
+            raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use "
+                             f"'sgd', 'adam', 'adamw' or a torch.optim.Optimizer")
+    # The library's own typed checks ("did you mean", ranges); ConfigError is a ValueError.
+    cfg = load_config(overrides={
+        "optimizer": name, "lr": DEFAULT_LR[name] if learning_rate is None else learning_rate,
+        "weight_decay": weight_decay, "momentum": momentum if momentum is not None else (
+            0.0 if name == "sgd" else 0.9),
+        "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule,
+        "batch_size": DEFAULT_BATCH_SIZE, "epochs": 1}).train
+    return Compiled(cfg, instance, {m: METRICS[m] for m in metrics})
+
+
+def input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Keras' (height, width, channels), or (height, width) for grayscale -> (C, H, W)."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (height, width, channels) as in Keras, got {input_shape}")
+    height, width, channels = shape
+    if channels > 4 and height <= 4:
+        raise ValueError(f"input_shape is (height, width, channels) as in Keras; got {input_shape}, did you mean "
+                         f"{(width, channels, height)}?")
+    return channels, height, width
