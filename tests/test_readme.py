@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 import resnetlab
-from resnetlab.cli import build_parser, main
+from resnetlab.cli import main, parse_command
 from resnetlab.config import load_config, parse_overrides
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -68,11 +68,9 @@ def test_the_readme_has_commands_to_check():
 @pytest.mark.parametrize("line", readme_commands())
 def test_every_readme_command_parses(line):
     words = shlex.split(line)[1:]
-    args, leftover = build_parser().parse_known_args(words)
-    assert not [w for w in leftover if w.startswith("-")], f"{line}: unknown flags {leftover}"
-    if args.command == "train" and "--help" not in words:
-        settings = [w for w in [*args.settings, *leftover] if "=" in w]
-        load_config(overrides=parse_overrides(settings))  # every key known, every value of its type
+    command, args = parse_command(words)  # every option known, every value of its type
+    if command.name == "train" and not args.help:
+        load_config(overrides=parse_overrides(args.settings))  # every setting known, every value of its type
 
 
 @pytest.fixture(scope="module")

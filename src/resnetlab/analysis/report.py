@@ -53,6 +53,48 @@ class EvaluationReport:
                 "weights": self.weights, **self.extra, **self.result.to_dict(),
                 "most_confused": [{"true": t, "predicted": p, "images": n} for t, p, n in self.result.most_confused()]}
 
+    def headline(self) -> list[str]:
+        """What was measured, in words: the model, the data, how it ran (and what reduced precision cost)."""
+        r, extra = self.result, self.extra
+        lines = [f"model: {self.model} ({self.weights} weights)",
+                 f"data:  {self.data}, {self.split} split, {r.num_samples} images, TTA {self.tta}",
+                 f"run:   {extra.get('backend', '?')} {extra.get('precision', 'fp32')}"]
+        if "accuracy_change" in extra:
+            lines.append(f"{extra['precision']} accuracy {r.accuracy:.2%} against fp32 {extra['fp32_accuracy']:.2%}: "
+                         f"{100 * extra['accuracy_change']:+.2f} points")
+        return lines
+
+    def tables(self, max_classes: int = 30) -> list[Any]:
+        """The overall metrics and the per-class ones (the first `max_classes`) as rich Tables."""
+        from rich.table import Table
+
+        r = self.result
+        overall = Table()
+        overall.add_column("metric")
+        overall.add_column("value", justify="right")
+        top_k = f"top-{min(5, len(r.class_names))} accuracy"  # top-5 of fewer classes is top-K
+        for name, value in (("accuracy", f"{r.accuracy:.2%}"), (top_k, f"{r.top5:.2%}"), ("loss", f"{r.loss:.4f}"),
+                            ("calibration error (ECE)", f"{r.ece:.4f}"),
+                            ("macro F1", f"{r.averages()['macro']['f1']:.4f}")):
+            overall.add_row(name, value)
+        per_class = Table(title="per class")
+        for column in ("class", "accuracy", "precision", "F1", "images"):
+            per_class.add_column(column, justify="left" if column == "class" else "right")
+        for i, name in enumerate(r.class_names[:max_classes]):
+            cells = [r.recall[i], r.precision[i], r.f1[i]]
+            per_class.add_row(name, *("-" if c != c else f"{c:.2%}" for c in cells), str(int(r.support[i])))
+        return [overall, per_class]
+
+    def notes(self, max_classes: int = 30) -> list[str]:
+        """What the tables leave out: classes past `max_classes`, the most confused pairs."""
+        r, lines = self.result, []
+        if len(r.class_names) > max_classes:
+            lines.append(f"... {len(r.class_names) - max_classes} more classes in the report")
+        confused = r.most_confused(5)
+        if confused:
+            lines.append("most confused: " + "; ".join(f"{t} -> {p} ({n})" for t, p, n in confused))
+        return lines
+
     def write(self, folder: str | Path, top_losses: int = 16) -> Path:
         """Write metrics.json, predictions.csv, the plots, report.md and report.html into `folder`."""
         folder = Path(folder)

@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
-from ..errors import UserError
-from .parser import build_parser
+from .. import __version__
+from ..errors import ConfigError, UserError, did_you_mean
+from .common import print_settings_help
+from .options import Command
+from .parser import commands, print_help
 
-__all__ = ["build_parser", "main"]
+__all__ = ["commands", "main", "parse_command"]
 
 
-# the list positional that takes each subcommand's key=value words
-WORDS = {"train": "settings", "lr-find": "settings", "evaluate": "extra", "export": "extra", "serve": "extra",
-         "import-weights": "extra", "data": "extra", "predict": "images", "explain": "images", "embed": "images"}
+def parse_command(argv: list[str]) -> tuple[Command, argparse.Namespace]:
+    """The subcommand of `argv` and its parsed words (ConfigError for an unknown command or option)."""
+    table = commands()
+    name = argv[0]
+    if name not in table:
+        raise ConfigError(f"unknown command {name!r}{did_you_mean(name, table)}; commands: {', '.join(table)}")
+    command = table[name]
+    return command, command.parse(argv[1:])
+
+
+def _print_commands() -> None:
+    print("usage: resnetlab [--version] COMMAND [key=value | --key value ...]\n\n"
+          "Residual networks for image classification.\n\ncommands:")
+    for command in commands().values():
+        print(f"  {command.name:<15} {command.help}")
+    print("\n`resnetlab COMMAND --help` lists a command's options.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    # argparse ends a list positional at the first flag: `evaluate m.safetensors --json data=x` leaves data=x
-    # over; words given after flags join the subcommand's own list, so order does not matter
-    args, leftover = parser.parse_known_args(argv)
-    words = WORDS.get(args.command or "")
-    strays = [w for w in leftover if w.startswith("-") or words is None]
-    if strays:
-        parser.error(f"unrecognized arguments: {' '.join(strays)}")
-    if leftover:
-        setattr(args, words, [*(getattr(args, words) or []), *leftover])
-    if args.command is None:
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return args.func(args)
+        if not argv or argv[0] in ("-h", "--help"):
+            _print_commands()
+            return 0 if argv else 2
+        if argv[0] == "--version":
+            print(f"resnetlab {__version__}")
+            return 0
+        command, args = parse_command(argv)
+        if args.help:
+            print_help(command)
+            if command.name == "train":
+                print_settings_help()
+            return 0
+        return command.run(args)
     except BrokenPipeError:  # `resnetlab predict ... --json | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python would report the pipe again when it flushes at exit

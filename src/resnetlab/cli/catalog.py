@@ -7,7 +7,8 @@ import argparse
 from rich.table import Table
 
 from ..errors import ConfigError, did_you_mean
-from .common import console, count_option, json_text, key_values
+from .common import console, json_text
+from .options import arguments_for
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -104,14 +105,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from ..data.inspect import inspect_dataset
 
-    key_values(args.extra, {"data_dir": "data_dir", "workers": "workers", "verify": "verify",
-                             "path_column": "path_column", "label_column": "label_column"}, args)
-    from ..config import coerce
-
-    report = inspect_dataset(args.path, data_dir=args.data_dir,
-                             workers=None if args.workers is None else count_option("workers", args.workers, 0),
-                             verify=coerce("verify", args.verify, bool), path_column=args.path_column,
-                             label_column=args.label_column)
+    if args.action != "inspect" or args.path is None:
+        raise ConfigError("usage: resnetlab data inspect PATH_OR_NAME (an image folder, .csv manifest, .npz or a "
+                          "dataset name)")
+    report = inspect_dataset(args.path, **arguments_for(inspect_dataset, args))
     if args.json:
         print(json_text(report.to_dict(), indent=2))
         return 0

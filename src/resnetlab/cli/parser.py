@@ -1,182 +1,159 @@
-"""The argument parser: every subcommand, its arguments and its help."""
+"""Every subcommand: its positionals and options, each taken from the library function or dataclass it feeds.
+
+The types and defaults are the library's (a changed default changes the CLI with it); only the help
+lines are written here. `resnetlab COMMAND --help` prints them as a table.
+"""
 
 from __future__ import annotations
 
-import argparse
+from rich.table import Table
 
-from .. import __version__
+from ..analysis.report import evaluate
+from ..data.inspect import inspect_dataset
+from ..deploy.embed import embed_files
+from ..deploy.export import export_file, export_onnx
+from ..deploy.interop import import_weights
+from ..deploy.predict import Predictor
+from ..deploy.serve.settings import ServeConfig
+from ..training.lr_find import lr_find
 from .catalog import cmd_data, cmd_datasets, cmd_info, cmd_models, cmd_weights
+from .common import console
+from .options import Command, Option, Positional, from_dataclass, from_signature
 from .ship import cmd_export, cmd_import_weights, cmd_serve
 from .train import cmd_lr_find, cmd_train
 from .use import cmd_embed, cmd_evaluate, cmd_explain, cmd_predict
 
-
-def _backend_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto",
-                   help="auto (fastest fp32 on this machine, measured once) | torch | onnxruntime | openvino")
-    p.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (reduced precision only when asked)")
-
-
-def _weights_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default=None,
-                   help="with an architecture as the model: published weights (DEFAULT, IMAGENET1K_V2, "
-                        "timm:resnet50.a1_in1k, hf-hub:ORG/NAME; `resnetlab weights` lists them)")
+MODEL = Positional("model", "model file (.safetensors or .h5), or an architecture with weights=NAME")
+IMAGES = Positional("images", "image files (PNG, JPEG, BMP, WebP, GIF, TIFF), folders (recursive) or globs", many=True)
+WEIGHTS_HELP = ("with an architecture as the model: published weights (DEFAULT, IMAGENET1K_V2, timm:resnet50.a1_in1k, "
+                "hf-hub:ORG/NAME; `resnetlab weights` lists them)")
+BACKEND_HELP = {"backend": "auto (the fastest fp32 backend here, measured once) | torch | onnxruntime | openvino",
+                "precision": "fp32 | bf16 | int8 (reduced precision only when asked for)"}
+JSON = Option("json", bool, False, "print the result as JSON")
+COUNTS = {"batch_size": 1, "workers": 0, "topk": 1, "img_size": 8, "steps": 10}  # the library checks them too
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resnetlab", description="Residual networks for image classification.")
-    parser.add_argument("--version", action="version", version=f"resnetlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _predictor(*names: str) -> list[Option]:
+    helps = {"device": "auto | cpu | cuda | mps", "batch_size": "images per forward pass", "weights": WEIGHTS_HELP,
+             **BACKEND_HELP, "calibration": "precision=int8: a folder of images to calibrate on (default: the "
+                                           "model's training data)"}
+    return from_signature(Predictor.from_file, {n: helps[n] for n in names}, minimum=COUNTS)
 
-    p = sub.add_parser("train", help="train a model (key=value settings; --help lists them)", add_help=False)
-    p.add_argument("settings", nargs="*", help="key=value settings, e.g. model=resnet20 epochs=30 (config=FILE.yaml)")
-    p.add_argument("-h", "--help", action="store_true", help="show this help and every setting")
-    p.set_defaults(func=cmd_train, parser=p)
 
-    p = sub.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr")
-    p.add_argument("settings", nargs="*", help="key=value settings as for train (model=, data=, batch_size=, ...)")
-    p.add_argument("--start-lr", dest="start_lr", type=float, default=1e-6)
-    p.add_argument("--end-lr", dest="end_lr", type=float, default=10.0)
-    p.add_argument("--steps", type=int, default=200, help="at most this many training steps")
-    p.set_defaults(func=cmd_lr_find)
+def commands() -> dict[str, Command]:
+    table = [
+        Command("train", "train a model (key=value settings; --help lists them)", cmd_train,
+                options=[Option("config", str, None, "a YAML file of settings, applied after the recipe")],
+                free_settings=True),
+        Command("lr-find", "learning-rate range test: plot loss against lr, suggest an lr", cmd_lr_find,
+                options=[Option("config", str, None, "a YAML file of settings, applied after the recipe"),
+                         *from_signature(lr_find, {"start_lr": "the first lr tried", "end_lr": "the last lr tried",
+                                                   "steps": "at most this many training steps"}, minimum=COUNTS)],
+                free_settings=True),
+        Command("evaluate", "accuracy, top-5, loss and per-class accuracy of a model on a dataset", cmd_evaluate,
+                [MODEL], [*from_signature(evaluate, {
+                    "data": "dataset name or path (default: the one the model was trained on)",
+                    "split": "train | val | test", "data_dir": "folder of an official dataset's files",
+                    "tta": "test-time augmentation: none | flip | flip+shift",
+                    "batch_size": "images per forward pass", "device": "auto | cpu | cuda | mps",
+                    "workers": "image-decoding processes (image folders)",
+                    "ema": "a training checkpoint's EMA weights when it has them", **BACKEND_HELP,
+                    "weights": WEIGHTS_HELP, "verify": "false: accept dataset files that are not the official bytes",
+                    "path_column": "a .csv manifest's path column", "label_column": "a .csv manifest's label column"},
+                    minimum=COUNTS),
+                    JSON, Option("out", str, None, "report folder (default: next to the model, eval-DATA-SPLIT)"),
+                    Option("no_report", bool, False, "print the numbers only, write no report folder")]),
+        Command("predict", "top-k classes for image files, folders (recursive) and globs", cmd_predict,
+                [MODEL, IMAGES], [*_predictor("weights", "batch_size", "device", "backend", "precision",
+                                              "calibration"),
+                                  *from_signature(Predictor.predict_files, {
+                                      "topk": "how many classes to show per image",
+                                      "workers": "decoding processes (default: one per core)"},
+                                      minimum=COUNTS, short={"topk": "-k"}),
+                                  Option("json", bool, False, "print the predictions as JSON"),
+                                  Option("csv", bool, False, "print the predictions as CSV")]),
+        Command("explain", "Grad-CAM heat maps: where the evidence for the class is", cmd_explain,
+                [MODEL, IMAGES], [*_predictor("weights", "device"),
+                                  Option("class_name", str, None, "explain this class (default: the predicted one)",
+                                         aliases=("class",)),
+                                  Option("out", str, None, "folder for the PNG overlays, in the images' subfolders "
+                                                           "(default: next to the model, explain/)")]),
+        Command("embed", "pooled features of image files -> .npz (retrieval, linear probes)", cmd_embed,
+                [MODEL, IMAGES], [*_predictor("weights", "batch_size", "device"),
+                                  *from_signature(embed_files, {"workers": "decoding processes (default: one per "
+                                                                           "core)"}, minimum=COUNTS),
+                                  Option("out", str, "features.npz", "the .npz to write (features, paths, labels, "
+                                                                     "class_names)")]),
+        Command("export", "ONNX or TorchScript file verified against PyTorch, or a torchvision state dict",
+                cmd_export, [MODEL], [
+                    *from_signature(export_file, {"fmt": "onnx | torchscript | torchvision (.pth state dict)",
+                                                  "out": "output file (default: the model's name, .onnx/.pt/.pth)",
+                                                  "weights": WEIGHTS_HELP}, rename={"fmt": "format"}),
+                    *from_signature(export_onnx, {"opset": "ONNX opset (17 or newer)",
+                                                  "normalize": "baked: the file takes 0..1 pixels | metadata: it "
+                                                               "takes normalized ones (onnx and torchscript)",
+                                                  "exporter": "ONNX exporter: torchscript | dynamo"})]),
+        Command("import-weights", "torchvision/timm ResNet weights (.pth, .safetensors) -> a model file",
+                cmd_import_weights, [Positional("file", "state dict file (.pth is read with weights_only=True)")],
+                [*from_signature(import_weights, {
+                    "arch": "the architecture the weights are for (`resnetlab models`)",
+                    "out": "the model file to write (default: the file's name, .safetensors)",
+                    "img_size": "input size (default: the architecture's, 224 or 32)",
+                    "mean": "per-channel mean, comma-separated (default: ImageNet's or CIFAR's)",
+                    "std": "per-channel std, comma-separated", "crop_pct": "crop / resize (0.875: 256 -> 224; 1: none)",
+                    "interpolation": "bilinear | bicubic | nearest | box | lanczos"}, minimum=COUNTS),
+                 Option("classes", str, None, "text file, one class name per line (default: ImageNet's)")]),
+        Command("serve", "HTTP server with a web page: POST /v1/predict, /v1/predict/batch", cmd_serve, [MODEL],
+                [*from_dataclass(ServeConfig, SERVE_HELP), Option("weights", str, None, WEIGHTS_HELP)]),
+        Command("models", "list the registered architectures", cmd_models,
+                [Positional("pattern", "shell-style filter, e.g. 'resnet*'")],
+                [Option("family", str, None, "imagenet | cifar | plain | preact | wide | baseline"),
+                 Option("no_flops", bool, False, "skip counting FLOPs (faster)")]),
+        Command("weights", "list the pretrained weights `weights=` accepts, and whether each is cached", cmd_weights,
+                [Positional("pattern", "shell-style filter on the model or name, e.g. 'resnet5*'")],
+                [Option("source", str, None, "torchvision | timm | akamaster | chenyaofo"),
+                 Option("json", bool, False, "print the list as JSON (with URL, license, metrics)")]),
+        Command("datasets", "list the datasets `data=` accepts", cmd_datasets),
+        Command("data", "inspect a dataset: `resnetlab data inspect PATH_OR_NAME`", cmd_data,
+                [Positional("action", "inspect"), Positional("path", "image folder, .csv manifest, .npz, or a name")],
+                [*from_signature(inspect_dataset, {
+                    "data_dir": "folder of an official dataset's files", "workers": "image-decoding processes",
+                    "verify": "false: accept files that are not the official bytes",
+                    "path_column": "a .csv manifest's path column", "label_column": "a .csv manifest's label column"},
+                    minimum=COUNTS), JSON]),
+        Command("info", "print a model file's metadata (architecture, classes, preprocessing)", cmd_info,
+                [Positional("model", "model file")]),
+    ]
+    return {command.name: command for command in table}
 
-    p = sub.add_parser("evaluate", help="accuracy, top-5, loss and per-class accuracy of a model file on a dataset")
-    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
-    p.add_argument("extra", nargs="*", help="data=NAME split=test|val|train data_dir=DIR tta=flip out=DIR ...")
-    _weights_option(p)
-    p.add_argument("--verify", default=None, help="false: accept dataset files that are not the official bytes")
-    p.add_argument("--path-column", dest="path_column", default=None, help="a .csv manifest's path column")
-    p.add_argument("--label-column", dest="label_column", default=None, help="a .csv manifest's label column")
-    p.add_argument("--data", default=None, help="dataset name (default: the one the model was trained on)")
-    p.add_argument("--split", default="test", help="train | val | test")
-    p.add_argument("--data-dir", dest="data_dir", default=None)
-    p.add_argument("--workers", default=None, help="image-decoding processes (image folders)")
-    p.add_argument("--batch-size", dest="batch_size", default=256)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--tta", default="none", help="test-time augmentation: none | flip | flip+shift")
-    p.add_argument("--out", default=None, help="report folder (default: next to the model, eval-DATA-SPLIT)")
-    p.add_argument("--no-report", dest="no_report", action="store_true", help="print the numbers only")
-    p.add_argument("--ema", default="true", help="use a training checkpoint's EMA weights when it has them")
-    _backend_options(p)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes for image files, folders (recursive) and globs")
-    p.add_argument("model", help="model file (.safetensors or .h5), or model=ARCH weights=NAME anywhere")
-    p.add_argument("images", nargs="*", help="image files (PNG, JPEG, BMP, WebP, GIF, TIFF), folders or globs")
-    _weights_option(p)
-    p.add_argument("--topk", "-k", default=5)
-    output = p.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print predictions as JSON")
-    output.add_argument("--csv", action="store_true", help="print predictions as CSV")
-    p.add_argument("--batch-size", dest="batch_size", default=64)
-    p.add_argument("--workers", default=None, help="decoding processes (default: one per core)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--calibration", default=None,
-                   help="precision=int8: a folder of images to calibrate on (default: the model's training data)")
-    _backend_options(p)
-    p.set_defaults(func=cmd_predict)
+SERVE_HELP = {
+    "host": "address to listen on", "port": "0..65535 (0: any free port)",
+    "max_batch_size": "micro-batch size limit", "max_wait_ms": "longest wait to fill a micro-batch",
+    "max_body_mb": "largest request body", "max_pixels": "largest image, width x height",
+    "max_files": "images per batch request",
+    "max_decode_mpix": "megapixels decoded at once over all requests; beyond it 503 + Retry-After",
+    "timeout_s": "whole-request timeout", "header_timeout_s": "time a client has to send a request's headers",
+    "stall_timeout_s": "longest pause in an upload, then 408", **BACKEND_HELP, "device": "auto | cpu | cuda",
+    "access_log": "a line per request on stdout (--no-access-log or access_log=false: off)",
+}
 
-    p = sub.add_parser("explain", help="Grad-CAM heat maps: where the evidence for the class is")
-    p.add_argument("model", help="model file (.safetensors or .h5), or model=ARCH weights=NAME anywhere")
-    p.add_argument("images", nargs="*", help="image files, folders or globs; also out=DIR class=NAME device=DEVICE")
-    _weights_option(p)
-    p.add_argument("--class", dest="class_name", default=None, help="explain this class (default: the predicted one)")
-    p.add_argument("--out", default=None, help="folder for the PNG overlays, in the images' subfolders "
-                                               "(default: next to the model, explain/)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("embed", help="pooled features of image files -> .npz (retrieval, linear probes)")
-    p.add_argument("model", help="model file, or model=ARCH weights=NAME anywhere")
-    p.add_argument("images", nargs="*", help="image files, folders (class subfolders give labels) or globs")
-    _weights_option(p)
-    p.add_argument("--out", default="features.npz", help="output .npz (features, paths, labels, class_names)")
-    p.add_argument("--batch-size", dest="batch_size", default=64)
-    p.add_argument("--workers", default=None, help="decoding processes (default: one per core)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_embed)
+def print_help(command: Command) -> None:
+    print(command.usage())
+    print(f"\n{command.help}\n")
+    for positional in command.positionals:
+        print(f"  {positional.name.upper():<10} {positional.help}")
+    if command.options:
+        table = Table(title="options (key=value or --key value, in any order)", show_lines=False)
+        for column in ("key", "type", "default", "meaning"):
+            table.add_column(column)
+        for option in command.options:
+            key = option.name + (f" ({option.short})" if option.short else "")
+            table.add_row(key, _type_name(option.kind), "" if option.default is None else str(option.default),
+                          option.help)
+        console.print(table)
 
-    p = sub.add_parser("export", help="ONNX or TorchScript file verified against PyTorch, or a torchvision state dict")
-    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
-    p.add_argument("extra", nargs="*", help="format=onnx|torchscript|torchvision out=FILE opset=17 normalize=baked")
-    _weights_option(p)
-    p.add_argument("--format", default="onnx", help="onnx | torchscript | torchvision (.pth state dict)")
-    p.add_argument("--out", default=None, help="output file (default: the model's name with .onnx/.pt/.pth)")
-    p.add_argument("--opset", default=17, help="ONNX opset (17 or newer)")
-    p.add_argument("--normalize", default=None,
-                   help="baked (default): the file takes 0..1 pixels | metadata: it takes normalized ones "
-                        "(mean/std in metadata); onnx and torchscript only")
-    p.add_argument("--exporter", default="torchscript", help="ONNX exporter: torchscript | dynamo")
-    p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("import-weights", help="torchvision/timm ResNet weights (.pth, .safetensors) -> a model file")
-    p.add_argument("file", help="state dict file (.pth is read with weights_only=True)")
-    p.add_argument("extra", nargs="*",
-                   help="arch=resnet50 out=FILE img_size=224 mean=R,G,B std=R,G,B crop_pct=0.875 classes=FILE")
-    p.add_argument("--arch", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--img-size", dest="img_size", default=None, help="default: the architecture's (224, or 32)")
-    p.add_argument("--mean", default=None, help="per-channel mean, comma-separated (default: ImageNet's or CIFAR's)")
-    p.add_argument("--std", default=None, help="per-channel std, comma-separated")
-    p.add_argument("--crop-pct", dest="crop_pct", default=None, help="crop / resize (0.875: 256 -> 224; 1: none)")
-    p.add_argument("--interpolation", default="bilinear", help="bilinear | bicubic | nearest | box | lanczos")
-    p.add_argument("--classes", default=None, help="text file, one class name per line (default: ImageNet's)")
-    p.set_defaults(func=cmd_import_weights)
-
-    p = sub.add_parser("serve", help="HTTP server with a web page: POST /v1/predict, /v1/predict/batch")
-    p.add_argument("model", nargs="?", help="model file (.safetensors or .h5), or model=ARCH weights=NAME")
-    p.add_argument("extra", nargs="*", help="host=127.0.0.1 port=8000 max_batch_size=32 max_wait_ms=2 ...")
-    _weights_option(p)
-    # no defaults here: ServeConfig holds them (and checks every value)
-    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", default=None, help="0..65535, 0: any free port (default 8000)")
-    p.add_argument("--max-batch-size", dest="max_batch_size", default=None, help="micro-batch size limit (32)")
-    p.add_argument("--max-wait-ms", dest="max_wait_ms", default=None, help="longest wait to fill a micro-batch (2)")
-    p.add_argument("--max-body-mb", dest="max_body_mb", default=None, help="largest request body (10)")
-    p.add_argument("--max-pixels", dest="max_pixels", default=None, help="largest image, width x height (40e6)")
-    p.add_argument("--max-files", dest="max_files", default=None, help="images per batch request (64)")
-    p.add_argument("--max-decode-mpix", dest="max_decode_mpix", default=None,
-                   help="megapixels decoded at once, all requests; over it: 503 + Retry-After (200)")
-    p.add_argument("--timeout-s", dest="timeout_s", default=None, help="request timeout (30)")
-    p.add_argument("--header-timeout-s", dest="header_timeout_s", default=None,
-                   help="time a client has to send a request's headers (10)")
-    p.add_argument("--stall-timeout-s", dest="stall_timeout_s", default=None,
-                   help="longest pause in an upload, then 408 (10)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
-    p.add_argument("--access-log", dest="access_log", default=None, action=argparse.BooleanOptionalAction,
-                   help="a line per request on stdout (default on; --no-access-log or access_log=false: off)")
-    _backend_options(p)
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("models", help="list the registered architectures")
-    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")
-    p.add_argument("--family", default=None, help="imagenet | cifar | plain | preact | wide | baseline")
-    p.add_argument("--no-flops", action="store_true", help="skip counting FLOPs (faster)")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("weights", help="list the pretrained weights `weights=` accepts, and whether each is cached")
-    p.add_argument("pattern", nargs="?", help="shell-style filter on the model or name, e.g. 'resnet5*'")
-    p.add_argument("--source", default=None, help="torchvision | timm | akamaster | chenyaofo")
-    p.add_argument("--json", action="store_true", help="print the list as JSON (with URL, license, metrics)")
-    p.set_defaults(func=cmd_weights)
-
-    p = sub.add_parser("datasets", help="list the datasets `data=` accepts")
-    p.set_defaults(func=cmd_datasets)
-
-    p = sub.add_parser("data", help="inspect a dataset: `resnetlab data inspect PATH_OR_NAME`")
-    p.add_argument("action", choices=["inspect"])
-    p.add_argument("path", help="image folder, .csv manifest, .npz, or a dataset name")
-    p.add_argument("extra", nargs="*", help="data_dir=DIR workers=N verify=false path_column=C label_column=C")
-    p.add_argument("--data-dir", dest="data_dir", default=None)
-    p.add_argument("--path-column", dest="path_column", default=None, help="a .csv manifest's path column")
-    p.add_argument("--label-column", dest="label_column", default=None, help="a .csv manifest's label column")
-    p.add_argument("--workers", default=None, type=int)
-    p.add_argument("--verify", default="true", help="false: accept files that are not the official bytes")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=cmd_data)
-
-    p = sub.add_parser("info", help="print a model file's metadata (architecture, classes, preprocessing)")
-    p.add_argument("model")
-    p.set_defaults(func=cmd_info)
-    return parser
+def _type_name(kind: object) -> str:
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")

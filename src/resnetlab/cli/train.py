@@ -7,20 +7,16 @@ import sys
 
 from rich.table import Table
 
-from .common import console, print_settings_help
+from .common import console
+from .options import arguments_for
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..config import load_config, parse_overrides
     from ..training import train
 
-    if args.help:
-        args.parser.print_help()
-        print_settings_help()
-        return 0
     overrides = parse_overrides(args.settings)
-    config_file = overrides.pop("config", None)
-    config = load_config(config_file, overrides)
+    config = load_config(args.config, overrides)
     # a resumed run starts from its saved settings: the words given now (epochs=60) go on top of those
     result = train(config, **{k: v for k, v in overrides.items() if k != "recipe"}) if config.run.resume \
         else train(config)
@@ -54,9 +50,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from ..config import load_config, parse_overrides
     from ..training.lr_find import lr_find
 
-    overrides = parse_overrides(args.settings)
-    config = load_config(overrides.pop("config", None), overrides)
-    result = lr_find(config, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps)
+    config = load_config(args.config, parse_overrides(args.settings))
+    result = lr_find(config, **arguments_for(lr_find, args))
     if result.suggestion is None:
         print("no clear descent in the loss; try more steps or a wider range (--start-lr, --end-lr)")
     else:

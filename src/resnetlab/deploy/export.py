@@ -217,7 +217,7 @@ def export_torchvision(model: nn.Module, info: ModelInfo, path: str | Path, *,
     return _verify(run, reference, _check_inputs(info, real_images), path, "torchvision")
 
 
-def export_file(model_path: str | Path, fmt: str, out: str | Path | None = None, *, weights: str | None = None,
+def export_file(model_path: str | Path, fmt: str = "onnx", out: str | Path | None = None, *, weights: str | None = None,
                 **options: Any) -> ExportReport:
     """Export a model file, or an architecture with published `weights` (`resnetlab export`); `out` defaults
     to the model's name with .onnx, .pt or .pth."""
