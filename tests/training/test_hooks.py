@@ -93,3 +93,56 @@ def test_a_function_or_a_keras_callback_is_refused_with_what_to_use(tmp_path):
 
     with pytest.raises(TypeError, match="Keras' EarlyStopping .* Classifier.fit"):
         resnetlab.train(epochs=1, project=str(tmp_path), callbacks=[EarlyStopping()], **QUIET)
+
+
+def test_early_stopping_counts_on_across_a_resume(tmp_path, monkeypatch):
+    """patience=2 on validation accuracies 0.5 0.6 0.55 0.6 0.7: the run ends after epoch 4, also when it was
+    checkpointed after epoch 3 and resumed (the wait of 1 comes back from the checkpoint)."""
+    import torch
+
+    from resnetlab.analysis.evaluation import EvalResult
+    from resnetlab.config import TrainConfig
+    from resnetlab.data import BatchLoader, ImageSet
+    from resnetlab.info import ModelInfo
+    from resnetlab.training.loop import Trainer
+    from resnetlab.training.state import restore_training, save_training
+    from resnetlab.training.stopping import EarlyStopping
+
+    def trainer(epochs):
+        torch.manual_seed(0)
+        images = torch.randint(0, 255, (32, 1, 8, 8), dtype=torch.uint8)
+        data = ImageSet(images, torch.arange(32) % 2)
+        model = resnetlab.create_model("tutorial_cnn", num_classes=2, in_chans=1, img_size=8)
+        info = ModelInfo(arch=model.arch, class_names=["a", "b"], input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))
+        t = Trainer(model, info, BatchLoader(data, 16, mean=info.mean, std=info.std),
+                    TrainConfig(epochs=epochs, patience=2, precision="fp32"), val_data=data)
+        accuracies = iter([0.5, 0.6, 0.55, 0.6, 0.7][len(t.history.rows):])
+        monkeypatch.setattr(t, "validate", lambda: EvalResult(1.0, next(accuracies), 1.0, {}, None, 16))
+        return t
+
+    whole = trainer(10)
+    whole.run()
+    assert len(whole.history.rows) == 4 and whole.state.stop_reason.startswith("early stopping")
+    assert isinstance(whole.callbacks[0], EarlyStopping)  # what patience= adds, first
+
+    first = trainer(3)
+    first.run()
+    save_training(tmp_path / "last.safetensors", first)
+    resumed = trainer(10)
+    restore_training(tmp_path / "last.safetensors", resumed)
+    resumed.state.done = False  # given more epochs, as `resnetlab train resume=... epochs=10` does
+    accuracies = iter([0.6, 0.7])  # epochs 4 and 5
+    monkeypatch.setattr(resumed, "validate", lambda: EvalResult(1.0, next(accuracies), 1.0, {}, None, 16))
+    resumed.run()
+    assert len(resumed.history.rows) == 4 and resumed.state.stop_reason == whole.state.stop_reason
+
+
+def test_keras_early_stopping_is_the_library_one():
+    from resnetlab.callbacks import EarlyStopping as KerasEarlyStopping
+    from resnetlab.training.stopping import EarlyStopping
+
+    keras_style = KerasEarlyStopping(monitor="val_accuracy", patience=3, min_delta=0.01)
+    assert isinstance(keras_style.stopper, EarlyStopping)
+    assert (keras_style.stopper.patience, keras_style.stopper.plateau.mode) == (3, "max")
+    with pytest.raises(ValueError, match=r"EarlyStopping\(mode='up'\): use 'auto', 'min' or 'max'"):
+        KerasEarlyStopping(mode="up")

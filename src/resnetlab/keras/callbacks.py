@@ -25,6 +25,8 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..tensorfile import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
+from ..training import stopping
+from ..training.stopping import direction
 
 Logs = dict[str, float]
 STOPPED = "stopped by a callback (stop_training)"
@@ -68,15 +70,6 @@ class Callback:
         """The fit failed: release what on_train_begin took (files)."""
 
 
-def _direction(callback: str, monitor: str, mode: str) -> str:
-    """"min" or "max"; `auto` as Keras: accuracies rise, losses (and anything else) fall."""
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"{callback}(mode={mode!r}): use 'auto', 'min' or 'max'")
-    if mode != "auto":
-        return mode
-    return "max" if monitor.endswith(("acc", "accuracy", "top5", "auc")) else "min"
-
-
 def _check_monitor(callback: Callback, monitor: str) -> None:
     """A monitor the fit does not log would silently do nothing, as a warning does in Keras: stop before training."""
     logged = callback.params.get("metrics", [])
@@ -91,7 +84,7 @@ class _Monitor(Callback):
     def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
         super().__init__()
         self.monitor = monitor
-        self.mode = _direction(type(self).__name__, monitor, mode)
+        self.mode = direction(monitor, mode, type(self).__name__)
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
 
@@ -104,45 +97,53 @@ class _Monitor(Callback):
         _check_monitor(self, self.monitor)
 
 
-class EarlyStopping(_Monitor):
+class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
 
     `baseline`: keep counting until the value beats it; `restore_best_weights`: end with the weights of the
     best epoch (at the end of training, stopped or not, as in Keras 3); `start_from_epoch`: epochs to ignore.
+    The counting is the library's own (training/stopping.py), the one `patience=` uses.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
                  start_from_epoch: int = 0) -> None:
-        super().__init__(monitor, mode, min_delta)
-        if patience < 0 or start_from_epoch < 0:
-            raise ValueError(f"EarlyStopping: patience and start_from_epoch must be >= 0, got {patience} and "
-                             f"{start_from_epoch}")
-        self.patience, self.verbose, self.baseline = patience, verbose, baseline
-        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
-        self.wait = self.stopped_epoch = self.best_epoch = 0
+        super().__init__()
+        self.monitor, self.verbose, self.restore_best_weights = monitor, verbose, restore_best_weights
+        self.stopper = stopping.EarlyStopping(patience, monitor, direction(monitor, mode, "EarlyStopping"),
+                                              min_delta, baseline, start_from_epoch)
+        self.stopped_epoch = 0
         self.best_weights: list[np.ndarray] | None = None
 
+    @property
+    def best(self) -> float:
+        return self.stopper.plateau.best
+
+    @property
+    def best_epoch(self) -> int:
+        return self.stopper.plateau.best_epoch
+
+    @property
+    def wait(self) -> int:
+        return self.stopper.plateau.wait
+
+    def _validate(self) -> None:
+        _check_monitor(self, self.monitor)
+
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self.wait = self.stopped_epoch = self.best_epoch = 0
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.stopper.plateau.reset()
+        self.stopped_epoch = 0
         self.best_weights = None
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         value = (logs or {}).get(self.monitor)
-        if value is None or epoch < self.start_from_epoch:
-            return
-        if self.restore_best_weights and self.best_weights is None:
+        if self.restore_best_weights and self.best_weights is None and value is not None \
+                and epoch >= self.stopper.start_from_epoch:
             self.best_weights = self.model.get_weights()  # so that even a run that never improves restores
-        self.wait += 1
-        if self._better(value, self.best):
-            self.best, self.best_epoch = value, epoch
-            if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
-            if self.baseline is None or self._better(value, self.baseline):
-                self.wait = 0
-            return
-        if self.wait >= self.patience and epoch > 0:
+        stop = self.stopper.update(value, epoch)
+        if self.restore_best_weights and value is not None and self.stopper.plateau.improved:
+            self.best_weights = self.model.get_weights()
+        if stop:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 

@@ -85,7 +85,6 @@ class LoopState:
     warming: bool = False  # He et al.'s low-lr warm-up still on
     best_score: list[float] | None = None  # best (val accuracy, -val loss) so far; ties on accuracy go to the loss
     best_epoch: int = 0  # the epoch that scored it (every epoch counts as best when there is no validation)
-    stale_epochs: int = 0  # epochs since the score improved (early stopping)
     done: bool = False  # finished: all epochs, max_steps or early stopping
     stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
     lr_factor: float = 1.0  # multiplies the schedule from here on (Keras' ReduceLROnPlateau, LearningRateScheduler)

@@ -33,6 +33,7 @@ from .optim import base_lr, build_optimizer, build_schedule, head_parameters, re
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressCallback, ProgressDisplay
 from .signals import StopRequest
+from .stopping import EarlyStopping
 
 WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training accuracy (one device sync)
 # multi-process runs: how often the processes agree on a stop request (one tiny all-reduce and sync); a
@@ -88,7 +89,8 @@ class Trainer:
         self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
         self.state = LoopState(warming=cfg.warmup_lr is not None)
         self.history = History(metrics)
-        self.callbacks: list[Callback] = list(callbacks)
+        # patience= is early stopping; first, so that the checkpoints written at an epoch's end know it stopped
+        self.callbacks: list[Callback] = [*([EarlyStopping(cfg.patience)] if cfg.patience else []), *callbacks]
         self.callback_state: dict[str, dict] = {}  # what a resumed run's callbacks saved (restore_training sets it)
         self.stop = StopRequest()
         self.checkpoint_minutes = 0.0  # also ask for a checkpoint (on_checkpoint) this often in an epoch; 0: never
@@ -302,20 +304,15 @@ class Trainer:
         self.history.rows.append(metrics)
         score = [val.accuracy, -val.loss] if val is not None else None
         if score is None or state.best_score is None or score > state.best_score:
-            state.best_score, state.best_epoch, state.stale_epochs = score, state.epoch, 0
-        else:
-            state.stale_epochs += 1
+            state.best_score, state.best_epoch = score, state.epoch
         state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
         return metrics
 
-    def _stale(self) -> bool:
-        return bool(self.cfg.patience) and self.state.stale_epochs >= self.cfg.patience
-
     def finished(self) -> bool:
-        """All epochs done, max_steps reached or early stopping: by the settings now in force (a resumed
-        run may have been given more epochs than it finished with)."""
+        """All epochs done or max_steps reached: by the settings now in force (a resumed run may have been
+        given more epochs than it finished with). Early stopping ends a run through `state.done`."""
         reached = self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps
-        return self.state.epoch > self.cfg.epochs or reached or self._stale()
+        return self.state.epoch > self.cfg.epochs or reached
 
     def _stop_now(self) -> None:
         """A stop request (SIGINT/SIGTERM): record why and write `last` so the run can resume."""
@@ -328,7 +325,7 @@ class Trainer:
 
     def run(self) -> History:
         """Train until the last epoch, `max_steps`, early stopping or a stop request; return the History."""
-        cfg, state = self.cfg, self.state
+        state = self.state
         before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
         if self._deterministic is not None:
             torch.use_deterministic_algorithms(self._deterministic[0], warn_only=self._deterministic[1])
@@ -344,11 +341,10 @@ class Trainer:
                         self._stop_now()
                         break
                     metrics = self.finish_epoch()
+                    state.done = self.finished()
+                    self._call("on_epoch_end", metrics)  # early stopping, a Keras callback may end the run here
                     # several processes: rank 0's decision (early stopping reads each one's own validation)
-                    state.done = main_process_says(self.finished(), self.distributed, self.loader.device)
-                    if self._stale():
-                        state.stop_reason = f"early stopping: no better validation result for {cfg.patience} epochs"
-                    self._call("on_epoch_end", metrics)
+                    state.done = main_process_says(state.done, self.distributed, self.loader.device)
                     if self._stop_agreed() and not state.done:
                         self._stop_now()
                         break

@@ -322,7 +322,8 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
     if config.run.resume:
         run_dir, checkpoint = resume_target(config.run.resume)
         restore_training(checkpoint, trainer)
-        if trainer.state.done and not trainer.finished():  # a finished run given more epochs trains on
+        stopped_early = (trainer.state.stop_reason or "").startswith("early stopping")
+        if trainer.state.done and not trainer.finished() and not stopped_early:  # given more epochs: trains on
             trainer.state.done, trainer.state.stop_reason = False, None
     else:
         name = config.run.name or f"{config.model.name}-{Path(config.data.name).name}"

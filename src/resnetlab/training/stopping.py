@@ -35,6 +35,7 @@ class Plateau:
         self.best: Any = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.best_epoch = 0
+        self.improved = False
 
     def better(self, value: Any, reference: Any) -> bool:
         if isinstance(value, (list, tuple)):  # the score: no min_delta between pairs
@@ -45,9 +46,10 @@ class Plateau:
         return value > reference + self.min_delta
 
     def observe(self, value: Any, epoch: int) -> bool:
-        """Count one epoch of `value`; True when it improved on the best."""
+        """Count one epoch of `value`; True (also in `improved`) when it improved on the best."""
         self.wait += 1
-        if not self.better(value, self.best):
+        self.improved = self.better(value, self.best)
+        if not self.improved:
             return False
         self.best, self.best_epoch = value, epoch
         if self.baseline is None or self.better(value, self.baseline):
@@ -103,11 +105,10 @@ class EarlyStopping(Callback):
         self.plateau.load_state_dict(state)
 
 
-def direction(monitor: str, mode: str = "auto") -> str:
-    """"min" or "max" for a monitored value: `mode`, or from its name (accuracies and the score rise)."""
-    if mode in ("min", "max"):
-        return mode
+def direction(monitor: str, mode: str = "auto", who: str = "EarlyStopping") -> str:
+    """"min" or "max"; `auto` as Keras: accuracies (and the score) rise, losses and anything else fall."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who}(mode={mode!r}): use 'auto', 'min' or 'max'")
     if mode != "auto":
-        raise ValueError(f"mode must be auto, min or max, got {mode!r}")
-    rising = monitor == SCORE or any(word in monitor for word in ("acc", "top", "auc", "precision", "recall", "f1"))
-    return "max" if rising else "min"
+        return mode
+    return "max" if monitor == SCORE or monitor.endswith(("acc", "accuracy", "top5", "auc")) else "min"
