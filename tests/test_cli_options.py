@@ -31,6 +31,8 @@ def _sample(option) -> str:
         return "0.5"
     if typing.get_origin(kind) is tuple:
         return "0.5,0.25,0.125"
+    if typing.get_origin(kind) is typing.Literal:
+        return next(str(choice) for choice in typing.get_args(kind) if choice != option.default)
     return "x"
 
 

@@ -21,6 +21,10 @@ from .errors import ConfigError, did_you_mean
 from .recipes import recipe_settings
 from .yamlfile import load_yaml_text, read_settings_file
 
+# the choices, stated once: optim.py, runtime.py and the CLI read them from here
+OptimizerName = Literal["sgd", "adam", "adamw"]
+ScheduleName = Literal["cosine", "onecycle", "step", "multistep", "constant"]
+TtaMode = Literal["none", "flip", "flip+shift"]  # test-time augmentation (runtime.Inference)
 
 @dataclass
 class ModelConfig:
@@ -74,13 +78,13 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (He et al. count 64k); None: all epochs
     batch_size: int = 128  # images per optimizer step (over all processes and accumulation steps)
     accumulate: int = 1  # split each step's batch into this many forward/backward passes (same result, less memory)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    optimizer: OptimizerName = "sgd"
     lr: float = 0.1  # peak learning rate for `batch_size` images
     momentum: float = 0.9  # SGD momentum, or Adam's beta1
     nesterov: bool = True  # SGD only
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)
-    schedule: Literal["cosine", "onecycle", "step", "multistep", "constant"] = "cosine"  # per iteration
+    schedule: ScheduleName = "cosine"  # per iteration
     warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs (onecycle: its rising part)
     step_size: int = 30  # schedule=step: epochs between decays
     milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
@@ -115,7 +119,7 @@ class RunConfig:
     tensorboard: bool = False  # write TensorBoard event files (needs the package: pip install 'resnetlab[tensorboard]')
     plots: bool = True  # redraw curves.png (loss, accuracy, lr) after every epoch
     sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
-    tta: Literal["none", "flip", "flip+shift"] = "none"  # test-time augmentation for the final test evaluation
+    tta: TtaMode = "none"  # test-time augmentation for the final test evaluation
     recipe: str | None = None  # the recipe the settings started from (`recipe=NAME`, applied before all else)
 
 

@@ -6,16 +6,18 @@ the same numbers wherever it runs. Nothing here knows files or backends (deploy/
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .config import TtaMode
 from .data.loader import Normalize
 from .errors import ConfigError
 from .info import ModelInfo
 
-TTA_MODES = ("none", "flip", "flip+shift")
+TTA_MODES = typing.get_args(TtaMode)
 
 
 def _shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

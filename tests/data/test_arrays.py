@@ -76,3 +76,24 @@ def test_bad_labels(labels, kwargs, message):
 def test_arrays_to_imageset_names_arguments_in_errors():
     with pytest.raises(ValueError, match="validation_data\\[1\\] has 1 labels for 2 images"):
         arrays_to_imageset(np.zeros((2, 8, 8), np.uint8), [0], names=("validation_data[0]", "validation_data[1]"))
+
+
+def test_hold_out_last_takes_the_last_samples_as_keras_validation_split():
+    import torch
+
+    from resnetlab.data import ImageSet
+    from resnetlab.data.arrays import hold_out_last
+
+    data = ImageSet(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10))
+    rest, held = hold_out_last(data, 0.25)
+    assert rest.labels.tolist() == list(range(8)) and held.labels.tolist() == [8, 9]  # round(2.5) = 2
+    with pytest.raises(ValueError, match=r"validation_split=0.01 leaves no training or no validation data"):
+        hold_out_last(data, 0.01)
+
+
+def test_the_last_batch_is_dropped_only_where_batchnorm_would_see_one_image():
+    from resnetlab.data.loader import needs_drop_last
+
+    assert needs_drop_last(129, 128) and not needs_drop_last(130, 128) and not needs_drop_last(128, 128)
+    assert needs_drop_last(131, 128, processes=4)  # 3 images over 4 processes: some get none or one
+    assert not needs_drop_last(136, 128, processes=4)

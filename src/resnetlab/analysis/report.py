@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
+from ..config import TtaMode
 from ..info import ModelInfo
 from . import plots
 from .evaluation import ECE_BINS, EvalResult
@@ -203,7 +204,7 @@ def tensor_images(images: Any) -> Callable[[int], np.ndarray]:
 
 
 def evaluate(model: str | Path, data: str | None = None, *, split: str = "test", data_dir: str | None = None,
-             tta: str = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
+             tta: TtaMode = "none", batch_size: int = 256, device: str = "auto", workers: int | None = None,
              ema: bool = True, backend: str = "auto", precision: str = "fp32",
              weights: str | None = None, verify: bool | None = None, path_column: str | None = None,
              label_column: str | None = None) -> EvaluationReport:

@@ -148,3 +148,13 @@ def arrays_to_imageset(images: Any, labels: Any, *, expected: tuple[int, int, in
     """Validate and convert a pair of image and label arrays into an ImageSet."""
     pixels = images_to_tensor(images, expected=expected, name=names[0])
     return ImageSet(pixels, labels_to_tensor(labels, count=len(pixels), num_classes=num_classes, name=names[1]))
+
+
+def hold_out_last(data: ImageSet, fraction: float, name: str = "validation_split") -> tuple[ImageSet, ImageSet]:
+    """(the rest, the last `fraction` of the samples), taken before any shuffling: Keras' validation_split."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {fraction}")
+    cut = len(data) - int(round(len(data) * fraction))
+    if cut < 1 or cut == len(data):
+        raise ValueError(f"{name}={fraction} leaves no training or no validation data ({len(data)} samples)")
+    return data.subset(torch.arange(cut)), data.subset(torch.arange(cut, len(data)))

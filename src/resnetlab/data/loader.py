@@ -55,6 +55,13 @@ def epoch_order(count: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(count, generator=batch_generator(seed, epoch, -1))
 
 
+def needs_drop_last(count: int, batch_size: int, processes: int = 1) -> bool:
+    """Whether an epoch's last batch must be left out: it would give some process fewer than 2 images, and
+    BatchNorm cannot train on one (the CLI's runs and the Keras facade both ask here)."""
+    remainder = count % batch_size
+    return 0 < remainder < max(2, processes)
+
+
 class EpochBatches:
     """What both loaders share: how many batches an epoch has, which epoch and batch come next, and
     which slice of each global batch this process takes."""

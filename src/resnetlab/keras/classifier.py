@@ -7,9 +7,11 @@
     clf.predict(X_test)            # probabilities [N, classes]
     clf.save("model.h5"); clf2 = resnetlab.load("model.h5")
 
-It holds no logic of its own: arrays go through `data.arrays`, training through `training.loop.Trainer`
-(with `callbacks.py` for Keras' callbacks), metrics through `evaluate`, files through `checkpoint` (the
-same code the CLI calls).
+Keras' defaults and compile arguments are keras/settings.py's; arrays go through `data.arrays` (the
+validation split too), training through `training.loop.Trainer` (Keras' callbacks through one training
+Callback, keras/hooks.py), metrics through `analysis`, files through `checkpoint`: the code the CLI calls.
+What is left here is Keras' API itself and the state a Classifier carries between calls (the optimizer
+and the lr callbacks changed).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from torch import nn
 from ..analysis.evaluation import compute_metrics
 from ..analysis.report import EvaluationReport, tensor_images
 from ..checkpoint import load_model, save_model
-from ..data.arrays import arrays_to_imageset, label_count
+from ..data.arrays import arrays_to_imageset, hold_out_last, label_count
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
-from ..data.loader import BatchLoader
+from ..data.loader import BatchLoader, needs_drop_last
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
@@ -41,6 +43,7 @@ from ..training.history import History
 from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
 from ..training.progress import ProgressCallback, make_progress
+from ..training.run import call_seed
 from .callbacks import Callback
 from .hooks import KerasCallbacks
 from .settings import (
@@ -200,21 +203,16 @@ class Classifier:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             val = self._imageset(*validation_data, names=("validation_data[0]", "validation_data[1]"))
-        elif validation_split > 0:  # as Keras: the last samples, taken before any shuffling
-            cut = len(train) - int(round(len(train) * validation_split))
-            if cut < 1 or cut == len(train):
-                raise ValueError(f"validation_split={validation_split} leaves no training or no validation data")
-            val, train = train.subset(torch.arange(cut, len(train))), train.subset(torch.arange(cut))
+        elif validation_split > 0:
+            train, val = hold_out_last(train, validation_split)
         if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
             mean, std = channel_stats(train)
             self.info = replace(self.info, mean=mean, std=std)
             self._measure_stats = False
         cfg = replace(self._compiled.train, epochs=epochs, batch_size=batch_size)
-        # the first call draws from the classifier's seed, later ones from (seed, call): reproducible, never repeated
-        seed = int(np.random.SeedSequence([self.seed, self._fits]).generate_state(1)[0]) if self._fits else self.seed
         loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
-                             shuffle=shuffle, augment=augment, seed=seed,
-                             drop_last=len(train) % batch_size == 1)
+                             shuffle=shuffle, augment=augment, seed=call_seed(self.seed, self._fits),
+                             drop_last=needs_drop_last(len(train), batch_size))
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
         compiled = self._compiled
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import OptimizerName, ScheduleName, TrainConfig
 from ..errors import ConfigError, did_you_mean
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "onecycle", "step", "multistep", "constant")
+OPTIMIZERS = typing.get_args(OptimizerName)
+SCHEDULES = typing.get_args(ScheduleName)
 Schedule = Callable[[int], float]  # iteration -> multiplier of the peak learning rate
 ONECYCLE_START = 1 / 25  # onecycle starts at lr / 25 (Smith & Topin 2018; torch's OneCycleLR div_factor)
 

@@ -25,7 +25,7 @@ from ..checkpoint import load_model, read_info, save_model
 from ..config import Config, apply_overrides, changed_settings, config_from_dict, flatten_settings, load_config
 from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
-from ..data.loader import Batches, BatchLoader
+from ..data.loader import Batches, BatchLoader, needs_drop_last
 from ..data.mix import BatchAugment
 from ..data.sources import load_dataset
 from ..data.stats import pixel_mean
@@ -56,6 +56,12 @@ class TrainResult:
     info: ModelInfo  # of the best model (of the last state on ranks other than 0)
     test: EvalResult | None  # of the best model on the test split, when the dataset has one
     stopped: str | None = None  # why the run stopped before its end (SIGINT, SIGTERM), if it did
+
+
+def call_seed(seed: int, call: int) -> int:
+    """The seed of the `call`-th training call on the same model (the Keras facade's repeated `fit`): the
+    first uses `seed` itself, later ones a draw from (seed, call), so they are reproducible and never repeat."""
+    return int(np.random.SeedSequence([seed, call]).generate_state(1)[0]) if call else seed
 
 
 def seed_everything(seed: int) -> None:
@@ -103,8 +109,7 @@ def build_train_loader(data: DatasetSplits, config: Config, device: torch.device
                           "add flip=true (or leave alternate_flip off)")
     batch_augment = BatchAugment(cutout=d.cutout, random_erasing=d.random_erasing, mixup_alpha=d.mixup_alpha,
                                  cutmix_alpha=d.cutmix_alpha, mix_prob=d.mix_prob, num_classes=len(data.class_names))
-    remainder = len(data.train) % micro
-    drop_last = 0 < remainder < max(2, shard[1])  # BatchNorm cannot train on one image (per process)
+    drop_last = needs_drop_last(len(data.train), micro, shard[1])
     if micro % shard[1]:
         raise ConfigError(f"batch_size / accumulate = {micro} does not split evenly over {shard[1]} processes")
     if isinstance(data.train, ImageFiles):
