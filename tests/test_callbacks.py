@@ -194,7 +194,8 @@ def test_a_fit_that_fails_midway_closes_its_files_and_keeps_the_lr_it_reached(tm
     cut = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=NEVER)  # cuts after epochs 1, 2
     with pytest.raises(RuntimeError, match="a user's callback failed"):
         _fit(clf, 4, [cut, logger, LambdaCallback(on_epoch_end=fail)])
-    assert logger._file is None and len((tmp_path / "log.csv").read_text().splitlines()) == 4  # header + 3
+    # no file is held open (each epoch rewrites it whole): the rows of the epochs done are on disk
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 4  # header + 3
     assert clf.learning_rate == pytest.approx(0.005)  # 0.02 halved twice; the pending 0.02 is spent
     assert _fit(clf, 1, []).history["lr"] == pytest.approx([0.005])
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .errors import FileWriteError
@@ -64,3 +66,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]], delimiter: str = ",") -> Path:
+    """Write a whole CSV file atomically: the run folder's metrics.csv and Keras' CSVLogger both go through here,
+    so a crash mid-epoch leaves the previous epoch's file, never half a row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter)
+    writer.writerow(header)
+    writer.writerows(rows)
+    text = buffer.getvalue()
+    return atomic_write(path, lambda tmp: tmp.write_text(text, newline="", encoding="utf-8"))

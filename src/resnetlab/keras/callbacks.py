@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import write_csv
 from ..tensorfile import HDF5_SUFFIXES, SAFETENSORS_SUFFIXES
 from ..training import stopping
-from ..training.stopping import direction
+from ..training.stopping import Plateau, direction
 
 Logs = dict[str, float]
 STOPPED = "stopped by a callback (stop_training)"
@@ -87,11 +87,10 @@ class _Monitor(Callback):
         self.mode = direction(monitor, mode, type(self).__name__)
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
+        self._plateau = Plateau(self.mode, self.min_delta)  # the one "better than" (training/stopping.py)
 
     def _better(self, value: float, reference: float) -> bool:
-        if self.mode == "min":
-            return value < reference - self.min_delta
-        return value > reference + self.min_delta
+        return self._plateau.better(value, reference)
 
     def _validate(self) -> None:
         _check_monitor(self, self.monitor)
@@ -270,61 +269,36 @@ class LearningRateScheduler(Callback):
 
 
 class CSVLogger(Callback):
-    """Write each epoch's logs to a CSV file: an `epoch` column (from 0) and the logged values, as Keras does."""
+    """Write each epoch's logs to a CSV file: an `epoch` column (from 0) and the logged values, as Keras does.
+
+    The file is rewritten whole and atomically after every epoch (atomic.write_csv, as the run folder's
+    metrics.csv), so a crash never leaves half a row; `append=True` keeps the rows already there, and widens
+    their header when this fit logs values it had no column for (the first fit ran without validation, say).
+    """
 
     def __init__(self, filename: str | Path, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         self.filename, self.separator, self.append = Path(filename), separator, append
         self._keys: list[str] | None = None
-        self._old_rows: list[list[str]] | None = None
-        self._file: Any = None
+        self._rows: list[list[Any]] = []
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self._abandon()
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        self._keys = None
-        self._old_rows = None  # appending: the rows already there, under their header
+        self._keys, self._rows = None, []
         if self.append and self.filename.exists() and self.filename.stat().st_size > 0:
             with self.filename.open(newline="", encoding="utf-8") as existing:
-                self._old_rows = list(csv.reader(existing, delimiter=self.separator))
-        self._file = self.filename.open("a" if self._old_rows else "w", newline="", encoding="utf-8")
+                old = list(csv.reader(existing, delimiter=self.separator))
+            self._keys, self._rows = old[0][1:], old[1:]
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
         if self._keys is None:
-            self._start(sorted(logs))
-        writer = csv.writer(self._file, delimiter=self.separator)
-        writer.writerow([epoch, *(logs.get(k, "NA") for k in self._keys)])
-        self._file.flush()
-
-    def _start(self, keys: list[str]) -> None:
-        """The header: a new file's, or an appended file's, widened (and the file rewritten) when this fit
-        logs values it has no column for (the first fit ran without validation, say)."""
-        old = self._old_rows
-        self._keys = old[0][1:] if old else keys
-        if not old:
-            csv.writer(self._file, delimiter=self.separator).writerow(["epoch", *keys])
-        elif set(keys) - set(self._keys):
-            self._keys = self._keys + sorted(set(keys) - set(self._keys))
-            width = 1 + len(self._keys)
-
-            def rewrite(tmp: Path) -> None:
-                with tmp.open("w", newline="", encoding="utf-8") as f:
-                    writer = csv.writer(f, delimiter=self.separator)
-                    writer.writerow(["epoch", *self._keys])
-                    writer.writerows(row + ["NA"] * (width - len(row)) for row in old[1:])
-
-            self._file.close()
-            atomic_write(self.filename, rewrite)  # a crash now must not lose the earlier fits' rows
-            self._file = self.filename.open("a", newline="", encoding="utf-8")
-
-    def on_train_end(self, logs: Logs | None = None) -> None:
-        self._abandon()
-
-    def _abandon(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+            self._keys = sorted(logs)
+        self._keys += sorted(set(logs) - set(self._keys))  # a value the file has no column for yet
+        self._rows.append([epoch, *(logs.get(k, "NA") for k in self._keys)])
+        width = 1 + len(self._keys)
+        write_csv(self.filename, ["epoch", *self._keys], [row + ["NA"] * (width - len(row)) for row in self._rows],
+                  self.separator)
 
 
 class LambdaCallback(Callback):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..analysis.plots import training_curves
-from ..atomic import atomic_write
+from ..atomic import write_csv
 from ..checkpoint import read_info, save_model
 from ..config import Config, save_config
 from .callbacks import Callback
@@ -118,15 +116,9 @@ class RunWriter(Callback):
 
     def _write_csv(self, rows: list[EpochMetrics]) -> None:
         """Write metrics.csv from the history (the checkpoint's): a resumed run never repeats an epoch's row."""
-        if not rows:
-            return
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0].as_row()))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.as_row().items()})
-        text = buffer.getvalue()
-        atomic_write(self.csv_path, lambda tmp: tmp.write_text(text, newline=""))
+        if rows:
+            header = list(rows[0].as_row())
+            write_csv(self.csv_path, header, [["" if v is None else v for v in row.as_row().values()] for row in rows])
 
     def close(self) -> None:
         if self.tensorboard is not None:
