@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 
 import torch
@@ -94,7 +94,6 @@ class Trainer:
         self.callback_state: dict[str, dict] = {}  # what a resumed run's callbacks saved (restore_training sets it)
         self.stop = StopRequest()
         self.checkpoint_minutes = 0.0  # also ask for a checkpoint (on_checkpoint) this often in an epoch; 0: never
-        self.lr_override: Callable[[int], float] | None = None  # step -> lr, replacing the schedule (lr_find)
         self._sums: torch.Tensor | None = None  # the epoch so far on the device: loss x n, correct, top-5
         self._started = 0.0  # perf_counter at the epoch's start, less the time of its resumed part
         self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
@@ -189,8 +188,6 @@ class Trainer:
         return state.batch >= total_batches
 
     def _set_lr(self) -> float:
-        if self.lr_override is not None:
-            return set_lr(self.optimizer, 1.0, absolute=self.lr_override(self.state.step))
         if self.state.warming:
             return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
         return set_lr(self.optimizer, self.schedule(self.state.step) * self.state.lr_factor)

@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from .callbacks import LambdaHooks
 from .divergence import TrainingError
 from .loop import Trainer
-from .optim import class_weights
+from .optim import base_lr, class_weights
 from .run import build_model, build_train_loader, load_run_data, make_run_dir, seed_everything
 
 
@@ -74,7 +74,10 @@ def lr_find(config: Config, *, start_lr: float = 1e-6, end_lr: float = 10.0, ste
         if len(lrs) >= steps or not math.isfinite(smoothed) or smoothed > diverge * best:
             t.stop.request("range test done")
 
-    trainer.lr_override = lambda step: start_lr * factor ** step  # exponential growth, step by step
+    base = base_lr(trainer.optimizer)  # the schedule is a multiplier of it: exponential growth, step by step
+    if base <= 0:
+        raise ConfigError(f"lr-find scales the optimizer's lr, which is {base}; set lr= to any positive value")
+    trainer.schedule = lambda step: start_lr * factor ** step / base
     trainer.callbacks.append(LambdaHooks(on_batch_end=record))
     with trainer.stop.installed():
         while not trainer.stop.requested:  # as many epochs as the steps need
