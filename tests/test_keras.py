@@ -201,3 +201,21 @@ def test_summary_prints_once_and_returns_none_as_in_keras(capsys):
     lines = []
     assert clf.summary(print_fn=lines.append) is None
     assert lines == [line] and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("name", "kind", "momentum"), [("rmsprop", torch.optim.RMSprop, 0.0),
+                                                        ("nadam", torch.optim.NAdam, 0.9),
+                                                        ("adagrad", torch.optim.Adagrad, None)])
+def test_compile_takes_keras_optimizer_names_with_keras_defaults(name, kind, momentum):
+    x, y = _toy(32, 10)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    clf.compile(optimizer=name)
+    clf.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    optimizer = clf._compiled.optimizer
+    assert isinstance(optimizer, kind) and optimizer.defaults["lr"] == pytest.approx(1e-3)  # Keras' default lr
+    if kind is torch.optim.RMSprop:
+        assert (optimizer.defaults["alpha"], optimizer.defaults["momentum"]) == (0.9, momentum)  # rho 0.9
+    elif kind is torch.optim.NAdam:
+        assert optimizer.defaults["betas"][0] == momentum
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprp'; did you mean 'rmsprop'"):
+        clf.compile(optimizer="rmsprp")

@@ -22,7 +22,7 @@ from .recipes import recipe_settings
 from .yamlfile import load_yaml_text, read_settings_file
 
 # the choices, stated once: optim.py, runtime.py and the CLI read them from here
-OptimizerName = Literal["sgd", "adam", "adamw"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop", "nadam", "adagrad"]
 ScheduleName = Literal["cosine", "onecycle", "step", "multistep", "constant"]
 TtaMode = Literal["none", "flip", "flip+shift"]  # test-time augmentation (runtime.Inference)
 
@@ -80,7 +80,7 @@ class TrainConfig:
     accumulate: int = 1  # split each step's batch into this many forward/backward passes (same result, less memory)
     optimizer: OptimizerName = "sgd"
     lr: float = 0.1  # peak learning rate for `batch_size` images
-    momentum: float = 0.9  # SGD momentum, or Adam's beta1
+    momentum: float = 0.9  # SGD or RMSprop momentum, or Adam's / NAdam's beta1 (Adagrad: unused)
     nesterov: bool = True  # SGD only
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)

@@ -71,3 +71,29 @@ def test_optimizers_by_name_and_set_lr():
     assert set_lr(scaled, 1.0, absolute=0.01) == pytest.approx(0.01)  # He et al.'s warm-up lr
     with pytest.raises(ConfigError, match="did you mean 'adam'"):
         build_optimizer(model, TrainConfig(optimizer="adamm"))
+
+
+@pytest.mark.parametrize(("name", "kind"), [("rmsprop", torch.optim.RMSprop), ("nadam", torch.optim.NAdam),
+                                            ("adagrad", torch.optim.Adagrad)])
+def test_keras_optimizers_by_name_train_and_resume_exactly(name, kind, tmp_path):
+    """Their state (square averages, accumulators, NAdam's momentum product) survives a checkpoint bit for bit."""
+    from resnetlab.checkpoint import load_checkpoint, save_checkpoint
+    from resnetlab.info import ModelInfo
+
+    torch.manual_seed(0)
+    model = resnetlab.create_model("tutorial_cnn", num_classes=2, in_chans=1, img_size=8)
+    optimizer = build_optimizer(model, TrainConfig(optimizer=name, lr=1e-3, momentum=0.5))
+    assert isinstance(optimizer, kind)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(4, 1, 8, 8)).square().mean().backward()
+        optimizer.step()
+    info = ModelInfo(arch=model.arch, class_names=["a", "b"], input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))
+    save_checkpoint(tmp_path / "c.safetensors", model, info, optimizer, {})
+    fresh = resnetlab.create_model("tutorial_cnn", num_classes=2, in_chans=1, img_size=8)
+    restored = build_optimizer(fresh, TrainConfig(optimizer=name, lr=1e-3, momentum=0.5))
+    load_checkpoint(tmp_path / "c.safetensors", fresh, restored)
+    for before, after in zip(optimizer.state.values(), restored.state.values()):
+        assert before.keys() == after.keys()
+        for key in before:
+            assert torch.equal(torch.as_tensor(before[key]), torch.as_tensor(after[key])), (name, key)

@@ -18,7 +18,9 @@ LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_
 METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
            "categorical_accuracy": "accuracy", "top5": "top5", "top_5_accuracy": "top5",
            "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5"}
-DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}  # Keras' defaults for the same optimizers
+# Keras 3's default learning rates for the same optimizers (keras.optimizers.*)
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3, "adagrad": 1e-3}
+NO_MOMENTUM = ("sgd", "rmsprop")  # Keras' SGD and RMSprop default to momentum 0; Adam's and NAdam's beta1 is 0.9
 DEFAULT_BATCH_SIZE = 32  # Keras' default for fit (batch_size=None)
 EVAL_BATCH_SIZE = 256  # evaluate and predict: the results do not depend on it (eval mode), and larger is faster
 
@@ -57,13 +59,13 @@ def compiled_settings(optimizer: str | torch.optim.Optimizer = "adam", loss: str
     else:
         name = str(optimizer).lower()
         if name not in DEFAULT_LR:
-            raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use "
-                             f"'sgd', 'adam', 'adamw' or a torch.optim.Optimizer")
+            raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use one of "
+                             f"{', '.join(DEFAULT_LR)} or a torch.optim.Optimizer")
     # The library's own typed checks ("did you mean", ranges); ConfigError is a ValueError.
     cfg = load_config(overrides={
         "optimizer": name, "lr": DEFAULT_LR[name] if learning_rate is None else learning_rate,
         "weight_decay": weight_decay, "momentum": momentum if momentum is not None else (
-            0.0 if name == "sgd" else 0.9),
+            0.0 if name in NO_MOMENTUM else 0.9),
         "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule,
         "batch_size": DEFAULT_BATCH_SIZE, "epochs": 1}).train
     return Compiled(cfg, instance, {m: METRICS[m] for m in metrics})

@@ -53,6 +53,14 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    # Keras 3's rho 0.9, epsilon 1e-7 and Adagrad's initial accumulator 0.1 (torch's defaults: 0.99, 1e-8, 0);
+    # torch adds epsilon outside the square root, Keras inside: the two agree once the averages exceed ~1e-7
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
+    if name == "nadam":
+        return torch.optim.NAdam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), eps=1e-7)
+    if name == "adagrad":
+        return torch.optim.Adagrad(groups, lr=cfg.lr, initial_accumulator_value=0.1, eps=1e-7)
     raise ConfigError(f"unknown optimizer {cfg.optimizer!r}{did_you_mean(name, OPTIMIZERS)}; "
                       f"choose one of {', '.join(OPTIMIZERS)}")
 
