@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,34 @@ def test_compile_takes_keras_optimizer_names_with_keras_defaults(name, kind, mom
         assert optimizer.defaults["betas"][0] == momentum
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprp'; did you mean 'rmsprop'"):
         clf.compile(optimizer="rmsprp")
+
+
+def test_save_weights_load_weights_call_and_the_on_batch_methods(tmp_path):
+    x, y = _toy(48, 11)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu", seed=1)
+    clf.compile(optimizer="adam", metrics=["accuracy"])
+    clf.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = clf.save_weights(tmp_path / "cnn.weights.h5")
+    other = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu", seed=2)
+    other.info = clf.info  # the same preprocessing (fit measured it); only the weights differ
+    assert not np.allclose(other.predict(x), clf.predict(x))
+    other.load_weights(path)
+    np.testing.assert_array_equal(other.predict(x), clf.predict(x))
+    with pytest.raises(ValueError, match=r"name the file \*\.weights\.h5"):
+        clf.save_weights(tmp_path / "cnn.bin")
+    wrong = resnetlab.Classifier("tutorial_cnn", num_classes=5, input_shape=(28, 28, 3), device="cpu")
+    with pytest.raises(resnetlab.ModelFileError, match="cnn.weights.h5 does not match"):
+        wrong.load_weights(path)
+
+    logits = clf(x[:4])  # a Keras model call: outputs for a batch, no gradient graph unless training=True
+    assert isinstance(logits, torch.Tensor) and logits.shape == (4, 3) and not logits.requires_grad
+    np.testing.assert_allclose(torch.softmax(logits, 1).numpy(), clf.predict(x[:4]), rtol=1e-5, atol=1e-6)
+    mode = clf.model.training
+    assert clf(x[:4], training=True).requires_grad and clf.model.training == mode  # the mode is put back
+    np.testing.assert_allclose(clf.predict_on_batch(x[:8]), clf.predict(x[:8]), rtol=1e-5, atol=1e-6)
+    assert clf.test_on_batch(x[:8], y[:8]) == pytest.approx(clf.evaluate(x[:8], y[:8]))
+    before = clf.get_weights()
+    loss, accuracy = clf.train_on_batch(x[:8], y[:8])
+    assert math.isfinite(loss) and 0.0 <= accuracy <= 1.0
+    assert any(not np.array_equal(a, b) for a, b in zip(before, clf.get_weights()))  # one step was taken
+    assert set(clf.train_on_batch(x[:8], y[:8], return_dict=True)) == {"loss", "accuracy"}

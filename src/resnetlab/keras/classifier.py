@@ -29,10 +29,10 @@ from torch import nn
 from ..analysis.evaluation import compute_metrics
 from ..analysis.report import EvaluationReport, tensor_images
 from ..checkpoint import load_model, save_model
-from ..data.arrays import arrays_to_imageset, hold_out_last, label_count
+from ..data.arrays import arrays_to_imageset, hold_out_last, images_to_tensor, label_count
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
-from ..data.loader import BatchLoader, needs_drop_last
+from ..data.loader import BatchLoader, Normalize, needs_drop_last
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
@@ -44,11 +44,13 @@ from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
 from ..training.progress import ProgressCallback, make_progress
 from ..training.run import call_seed
+from . import weights as weight_files
 from .callbacks import Callback
 from .hooks import KerasCallbacks
 from .settings import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
+    class_weight_tensor,
     compiled_settings,
     default_compiled,
     input_shape_to_chw,
@@ -217,8 +219,9 @@ class Classifier:
         compiled = self._compiled
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
             compiled.optimizer = build_optimizer(self.model, cfg)
+        weights = class_weight_tensor(class_weight, self.info.num_classes)
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
-                          metrics=compiled.metrics, class_weight=self._class_weight(class_weight))
+                          metrics=compiled.metrics, class_weight=weights)
         params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
                   "metrics": trainer.history.keys(val is not None)}
         keras_callbacks = KerasCallbacks(callbacks or (), self, params)
@@ -266,31 +269,22 @@ class Classifier:
     def get_weights(self) -> list[np.ndarray]:
         """Every weight and buffer (BatchNorm statistics too) as NumPy copies in state-dict order, as Keras'."""
         self._require_model()
-        return [t.detach().cpu().numpy().copy() for t in self.model.state_dict().values()]
+        return weight_files.get_weights(self.model)
 
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+    def set_weights(self, arrays: Sequence[np.ndarray]) -> None:
         """Load arrays from `get_weights` (same order and shapes)."""
         self._require_model()
-        state = self.model.state_dict()
-        if len(weights) != len(state):
-            raise ValueError(f"set_weights got {len(weights)} arrays; this model has {len(state)} (give "
-                             "get_weights' list)")
-        with torch.no_grad():
-            for (name, tensor), array in zip(state.items(), weights):
-                value = torch.as_tensor(np.asarray(array))
-                if tuple(value.shape) != tuple(tensor.shape):
-                    raise ValueError(f"set_weights: {name} needs shape {tuple(tensor.shape)}, got {tuple(value.shape)}")
-                tensor.copy_(value)
+        weight_files.set_weights(self.model, arrays)
 
-    def _class_weight(self, class_weight: dict[int, float] | None) -> torch.Tensor | None:
-        """Keras' {class index: weight} as a weight per class (1 for classes not named)."""
-        if class_weight is None:
-            return None
-        unknown = [k for k in class_weight if not (isinstance(k, (int, np.integer)) and 0 <= k < self.info.num_classes)]
-        if unknown:
-            raise ValueError(f"class_weight has key {unknown[0]!r}; its keys must be class indices 0.."
-                             f"{self.info.num_classes - 1}")
-        return torch.tensor([float(class_weight.get(i, 1.0)) for i in range(self.info.num_classes)])
+    def save_weights(self, path: str | Path) -> Path:
+        """Keras 3's `save_weights("name.weights.h5")` (`.safetensors` too): the weights with their metadata."""
+        self._require_model()
+        return weight_files.save_weights(self.model, self.info, path)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Read weights into this model (same architecture; every name and shape must match)."""
+        self._require_model()
+        weight_files.load_weights(self.model, path)
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None, verbose: int | str = "auto",
                  return_dict: bool = False, report_dir: str | Path | None = None
@@ -327,6 +321,37 @@ class Classifier:
                              batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size).predict_proba(x)
         finally:
             self.model.train(training)  # the Predictor switched it to eval mode
+
+    def __call__(self, x: Any, training: bool = False) -> torch.Tensor:
+        """Logits [N, num_classes] for a batch, as calling a Keras model returns its outputs (`training=True`:
+        BatchNorm with batch statistics and dropout on, and the graph kept for gradients)."""
+        self._require_model()
+        pixels = images_to_tensor(x, expected=self.info.input_size, name="x")
+        was = self.model.training
+        self.model.train(training)
+        try:
+            with torch.set_grad_enabled(training):
+                return self.model(Normalize(self.info.mean, self.info.std, 1.0 / 255.0 if pixels.dtype == torch.uint8
+                                            else 1.0, self.device)(pixels.to(self.device)))
+        finally:
+            self.model.train(was)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """Class probabilities of one batch (Keras' predict_on_batch)."""
+        return self.predict(x, batch_size=max(1, len(x)))
+
+    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """The loss and metrics of one batch, as `evaluate` returns them."""
+        return self.evaluate(x, y, batch_size=max(1, len(x)), return_dict=return_dict)
+
+    def train_on_batch(self, x: Any, y: Any, class_weight: dict[int, float] | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One optimizer step on this batch (a fit of one epoch of one batch, unshuffled); the batch's loss and
+        metrics, measured during the step as Keras does."""
+        logs = self.fit(x, y, epochs=1, batch_size=max(1, len(x)), shuffle=False, verbose=0,
+                        class_weight=class_weight).latest()
+        out = {"loss": logs["loss"], **{name: logs[name] for name in self._compiled.metrics}}
+        return out if return_dict else (list(out.values()) if len(out) > 1 else out["loss"])
 
     def predict_classes(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Most likely class index per image, int64 [N]."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..config import TrainConfig, load_config
@@ -83,3 +84,14 @@ def input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
         raise ValueError(f"input_shape is (height, width, channels) as in Keras; got {input_shape}, did you mean "
                          f"{(width, channels, height)}?")
     return channels, height, width
+
+
+def class_weight_tensor(class_weight: dict[int, float] | None, num_classes: int) -> torch.Tensor | None:
+    """Keras' {class index: weight} as a weight per class (1 for classes not named)."""
+    if class_weight is None:
+        return None
+    unknown = [k for k in class_weight if not (isinstance(k, (int, np.integer)) and 0 <= k < num_classes)]
+    if unknown:
+        raise ValueError(f"class_weight has key {unknown[0]!r}; its keys must be class indices 0.."
+                         f"{num_classes - 1}")
+    return torch.tensor([float(class_weight.get(i, 1.0)) for i in range(num_classes)])
