@@ -195,14 +195,26 @@ def test_predict_before_building_says_what_to_do():
         resnetlab.Classifier("resnet20").predict(np.zeros((1, 8, 8, 3), np.uint8))
 
 
-def test_summary_prints_once_and_returns_none_as_in_keras(capsys):
+def test_summary_prints_keras_table_once_and_returns_none(capsys):
     clf = resnetlab.Classifier("resnet20", num_classes=10, input_shape=(28, 28, 3), device="cpu")
-    line = "resnet20: 269,722 parameters, input (28, 28, 3), 10 classes"
     print(clf.summary())  # Keras' idiom shows the summary once, then "None"
-    assert capsys.readouterr().out == f"{line}\nNone\n"
+    out = capsys.readouterr().out
+    assert out.startswith('Model: "resnet20"\n') and out.endswith("10 classes\nNone\n") and out.count("Model:") == 1
     lines = []
-    assert clf.summary(print_fn=lines.append) is None
-    assert lines == [line] and capsys.readouterr().out == ""
+    assert clf.summary(print_fn=lines.append) is None and capsys.readouterr().out == ""
+    rows = {line.split()[0]: line for line in lines if line.strip() and line.split()[0] in ("conv1", "fc", "layer3")}
+    assert rows["conv1"].split()[-1] == "432" and "(None, 16, 28, 28)" in rows["conv1"]  # 3x3x3x16, no bias
+    assert "(None, 10)" in rows["fc"] and rows["fc"].split()[-1] == "650"
+    assert "(None, 64, 7, 7)" in rows["layer3"]  # 28 -> 14 -> 7
+    statistics = sum(b.numel() for n, b in clf.model.named_buffers() if "running" in n)  # BatchNorm mean and var
+    assert f"Trainable params: {269_722:,} " in "\n".join(lines)  # the paper's ResNet-20 count (0.27M)
+    assert f"Non-trainable params: {statistics:,} " in "\n".join(lines)
+    assert f"Total params: {269_722 + statistics:,} " in "\n".join(lines)
+    with torch.no_grad():  # frozen weights are non-trainable too
+        for p in clf.model.fc.parameters():
+            p.requires_grad_(False)
+    clf.summary(print_fn=(frozen := []).append)
+    assert f"Trainable params: {269_722 - 650:,} " in "\n".join(frozen)
 
 
 @pytest.mark.parametrize(("name", "kind", "momentum"), [("rmsprop", torch.optim.RMSprop, 0.0),

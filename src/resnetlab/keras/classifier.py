@@ -37,6 +37,7 @@ from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
 from ..info import ModelInfo
+from ..models.summary import layer_table
 from ..registry import create_model
 from ..runtime import batched_logits
 from ..training.history import History
@@ -371,17 +372,18 @@ class Classifier:
         clf.info, clf._measure_stats = info, False
         return clf
 
-    def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
-        """Print a short description: architecture, parameters, input shape, classes.
+    def summary(self, print_fn: Callable[[str], Any] | None = None, depth: int = 2) -> None:
+        """Print Keras' table: each layer (to `depth` levels), its output shape and parameters, then the totals
+        (trainable and not: BatchNorm statistics count as non-trainable, as in Keras).
 
         Returns None, as Keras' `summary()` does; `print_fn` is called with each line instead of `print`
         (`print_fn=lines.append` keeps the text).
         """
         self._require_model()
-        params = sum(p.numel() for p in self.model.parameters())
         c, h, w = self.info.input_size
-        (print_fn or print)(f"{self.info.arch.name}: {params:,} parameters, input ({h}, {w}, {c}), "
-                            f"{self.info.num_classes} classes")
+        for line in [*layer_table(self.model, (c, h, w), depth), f"Input: ({h}, {w}, {c}), "
+                     f"{self.info.num_classes} classes"]:
+            (print_fn or print)(line)
 
     def _require_model(self) -> None:
         if self.model is None:
