@@ -121,7 +121,7 @@ def test_keras_keywords_and_validation():
 @pytest.mark.parametrize("call, message", [
     (lambda c, x, y: c.fit(x[:1], y[:1], verbose=0), "at least 2 training images"),
     (lambda c, x, y: c.fit(x.astype("float32"), y, verbose=0), "float images must be 0..1 \\(divide by 255\\)"),
-    (lambda c, x, y: c.predict(x[0]), "looks like a single image of shape \\(28, 28, 3\\); give a batch"),
+    (lambda c, x, y: c.fit(x[0], y[:1], verbose=0), "looks like a single image of shape \\(28, 28, 3\\); give a batch"),
 ])
 def test_common_keras_slips_get_clear_errors(call, message):
     x, y = _toy(8, 8)
@@ -264,3 +264,20 @@ def test_save_weights_load_weights_call_and_the_on_batch_methods(tmp_path):
     assert math.isfinite(loss) and 0.0 <= accuracy <= 1.0
     assert any(not np.array_equal(a, b) for a, b in zip(before, clf.get_weights()))  # one step was taken
     assert set(clf.train_on_batch(x[:8], y[:8], return_dict=True)) == {"loss", "accuracy"}
+
+
+def test_predict_takes_one_image_a_pil_image_and_image_files(tmp_path):
+    from PIL import Image
+
+    x, y = _toy(8, 12)
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    batch = clf.predict(x[:2])
+    np.testing.assert_allclose(clf.predict(x[0]), batch[:1], rtol=1e-5, atol=1e-6)  # HWC, as Keras arrays
+    np.testing.assert_allclose(clf.predict(torch.from_numpy(x[0]).permute(2, 0, 1)), batch[:1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(clf.predict(Image.fromarray(x[1])), batch[1:], rtol=1e-5, atol=1e-6)
+    for i in range(2):
+        Image.fromarray(x[i]).save(tmp_path / f"{i}.png")
+    np.testing.assert_allclose(clf.predict(str(tmp_path / "0.png")), batch[:1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(clf.predict([tmp_path / "0.png", tmp_path / "1.png"]), batch, rtol=1e-5, atol=1e-6)
+    Image.fromarray(x[0]).resize((56, 56), Image.NEAREST).save(tmp_path / "big.png")  # resized as predict does
+    assert clf.predict(tmp_path / "big.png").shape == (1, 3)

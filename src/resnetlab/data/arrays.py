@@ -7,6 +7,7 @@ arrays may drop the channel axis: [N, H, W].
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -158,3 +159,27 @@ def hold_out_last(data: ImageSet, fraction: float, name: str = "validation_split
     if cut < 1 or cut == len(data):
         raise ValueError(f"{name}={fraction} leaves no training or no validation data ({len(data)} samples)")
     return data.subset(torch.arange(cut)), data.subset(torch.arange(cut, len(data)))
+
+
+def as_image_batch(x: Any, input_size: tuple[int, int, int], *, interpolation: str = "bilinear",
+                   crop_pct: float = 1.0, name: str = "x") -> torch.Tensor:
+    """What a Keras user hands `predict`, as a batch [N, C, H, W]: a batch of arrays or tensors as
+    `images_to_tensor` takes them, one image (an [H, W, C] or [C, H, W] array of the model's size, or a PIL
+    image), or image files (a path or a list of paths, decoded and resized as `resnetlab predict` does)."""
+    from PIL import Image
+
+    from .images import pil_for_model, read_for_model
+
+    if isinstance(x, (str, Path)):
+        x = [x]
+    if isinstance(x, Image.Image):
+        x = [x]
+    if isinstance(x, (list, tuple)) and x and all(isinstance(item, (str, Path, Image.Image)) for item in x):
+        arrays = [pil_for_model(item, input_size, interpolation, crop_pct) if isinstance(item, Image.Image)
+                  else read_for_model(item, input_size, interpolation, crop_pct) for item in x]
+        return torch.from_numpy(np.stack(arrays))
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    c, h, w = input_size
+    if shape in ((h, w, c), (c, h, w)):  # one image of the model's size ((1, H, W) is also a batch of one)
+        x = x[None]
+    return images_to_tensor(x, expected=input_size, name=name)

@@ -157,6 +157,14 @@ def read_for_model(source: str | Path | bytes, input_size: tuple[int, int, int],
     return image_to_array(resize_for_model(image, (height, width), interpolation, crop_pct))
 
 
+def pil_for_model(image: Image.Image, input_size: tuple[int, int, int], interpolation: str = "bilinear",
+                  crop_pct: float = 1.0) -> np.ndarray:
+    """A PIL image in memory (any mode) as read_for_model gives a file: uint8 [C, H, W]."""
+    channels, height, width = input_size
+    prepared = _prepare(image.copy(), channels)  # a copy: the caller's image keeps its mode and info
+    return image_to_array(resize_for_model(prepared, (height, width), interpolation, crop_pct))
+
+
 def image_to_array(image: Image.Image) -> np.ndarray:
     """PIL image -> uint8 [C, H, W]."""
     array = np.asarray(image, dtype=np.uint8)

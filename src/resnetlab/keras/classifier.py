@@ -29,7 +29,7 @@ from torch import nn
 from ..analysis.evaluation import compute_metrics
 from ..analysis.report import EvaluationReport, tensor_images
 from ..checkpoint import load_model, save_model
-from ..data.arrays import arrays_to_imageset, hold_out_last, images_to_tensor, label_count
+from ..data.arrays import arrays_to_imageset, as_image_batch, hold_out_last, images_to_tensor, label_count
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
 from ..data.loader import BatchLoader, Normalize, needs_drop_last
@@ -314,12 +314,16 @@ class Classifier:
         return list(out.values()) if len(out) > 1 else out["loss"]
 
     def predict(self, x: Any, *, batch_size: int | None = None, verbose: int | str = "auto") -> np.ndarray:
-        """Class probabilities float32 [N, num_classes]. (`verbose` is accepted for Keras code; nothing is shown.)"""
+        """Class probabilities float32 [N, num_classes] for a batch, one image (HWC or CHW, or a PIL image), or
+        image files (a path or a list of paths). (`verbose` is accepted for Keras code; nothing is shown.)"""
         self._require_model()
         training = self.model.training
         try:  # the model as it is now (it may be mid-training): no export, no backend measurement
-            return Predictor(self.model, self.info, device=self.device, backend="torch",
-                             batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size).predict_proba(x)
+            predictor = Predictor(self.model, self.info, device=self.device, backend="torch",
+                                  batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
+            pixels = as_image_batch(x, self.info.input_size, interpolation=self.info.interpolation,
+                                    crop_pct=self.info.crop_pct)
+            return torch.softmax(predictor.logits(pixels), dim=1).numpy()
         finally:
             self.model.train(training)  # the Predictor switched it to eval mode
 
