@@ -130,7 +130,7 @@ def test_evaluate_checks_its_numbers(cli_run, capsys):
     for words, message in ((["batch_size=0"], "batch_size must be at least 1"),
                            (["batch_size=abc"], "batch_size must be an integer"),
                            (["split=holdout"], "split must be train, val or test"),
-                           (["tta=bogus"], "unknown tta 'bogus'; choose one of none, flip, flip+shift")):
+                           (["tta=bogus"], "tta must be one of none, flip, flip+shift; got 'bogus'")):
         assert main(["evaluate", model, *words]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err

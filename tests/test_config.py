@@ -34,7 +34,8 @@ def test_overrides_are_typed():
     (["epochs=2.5"], "epochs must be an integer"),
     (["lr=fast"], "lr must be a number"),
     (["nesterov=maybe"], "nesterov must be true or false"),
-    (["optimizer=adamm"], "optimizer must be one of sgd, adam, adamw; got 'adamm'; did you mean 'adam'?"),
+    (["optimizer=adamm"],
+     "optimizer must be one of sgd, adam, adamw, rmsprop, nadam, adagrad; got 'adamm'; did you mean 'adam'?"),
     (["lr_rate=0.1"], "unknown setting 'lr_rate'; did you mean 'lr'?"),
     (["epochs=0"], "epochs must be at least 1"),
     (["lr=-1"], "lr must be positive"),
@@ -83,7 +84,7 @@ def test_describe_settings_carries_the_comments():
     rows = {row[0]: row for row in describe_settings()}
     assert rows["epochs"][1] == "int" and rows["epochs"][2] == "30"
     assert "learning rate" in rows["lr"][3]
-    assert rows["model"][0] == "model" and rows["optimizer"][1] == "sgd|adam|adamw"
+    assert rows["model"][0] == "model" and rows["optimizer"][1] == "sgd|adam|adamw|rmsprop|nadam|adagrad"
 
 
 def test_model_options_pass_only_what_was_set():
