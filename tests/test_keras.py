@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -281,3 +282,29 @@ def test_predict_takes_one_image_a_pil_image_and_image_files(tmp_path):
     np.testing.assert_allclose(clf.predict([tmp_path / "0.png", tmp_path / "1.png"]), batch, rtol=1e-5, atol=1e-6)
     Image.fromarray(x[0]).resize((56, 56), Image.NEAREST).save(tmp_path / "big.png")  # resized as predict does
     assert clf.predict(tmp_path / "big.png").shape == (1, 3)
+
+
+def test_string_labels_are_learned_kept_in_the_h5_file_and_predicted_by_name(tmp_path, capsys):
+    from PIL import Image
+
+    from resnetlab.cli import main
+
+    x, y = _toy(48, 13)
+    names = np.array(["cat", "dog", "owl"])[y]  # any hashable label, as scikit-learn's classifiers take
+    clf = resnetlab.Classifier("tutorial_cnn", input_shape=(28, 28, 3), device="cpu", seed=3)
+    clf.compile(optimizer="adam")
+    clf.fit(x, names, epochs=3, batch_size=16, verbose=0, validation_data=(x[:8], list(names[:8])))
+    assert clf.info.class_names == ["cat", "dog", "owl"]  # sorted, as LabelEncoder
+    labels = clf.predict_labels(x)
+    assert set(labels) <= {"cat", "dog", "owl"}
+    assert list(labels) == [clf.info.class_names[i] for i in clf.predict_classes(x)]
+    clf.save(tmp_path / "animals.h5")
+    again = resnetlab.load(tmp_path / "animals.h5", device="cpu")
+    assert list(again.predict_labels(x)) == list(labels)
+    assert again.evaluate(x, names) == pytest.approx(clf.evaluate(x, names))  # string labels evaluate too
+    with pytest.raises(ValueError, match="the label 'emu', which is none of the model's classes"):
+        again.evaluate(x[:2], ["cat", "emu"])
+    Image.fromarray(x[0]).save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "animals.h5"), str(tmp_path / "a.png"), "--json", "--backend", "torch"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"][0]
+    assert top["label"] == labels[0] and top["label"] in ("cat", "dog", "owl")

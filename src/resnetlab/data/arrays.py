@@ -183,3 +183,28 @@ def as_image_batch(x: Any, input_size: tuple[int, int, int], *, interpolation: s
     if shape in ((h, w, c), (c, h, w)):  # one image of the model's size ((1, H, W) is also a batch of one)
         x = x[None]
     return images_to_tensor(x, expected=input_size, name=name)
+
+
+def encode_labels(labels: Any, class_names: list[str] | None, num_classes: int | None = None,
+                  name: str = "y") -> tuple[Any, list[str] | None]:
+    """String (or other non-numeric) labels as class indices, and the class names they use.
+
+    Known `class_names` (given, learned from an earlier call, or read from a model file) map each label;
+    without them the names are learned here, sorted (as scikit-learn's LabelEncoder), and must number
+    `num_classes` when the model is already built. Numeric labels and one-hot rows pass through unchanged.
+    """
+    array = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if array.dtype.kind not in "USO" or (array.dtype.kind == "O" and not all(isinstance(v, str) for v in array.flat)):
+        return labels, class_names
+    values = [str(v) for v in array.reshape(-1)]
+    names = list(class_names) if class_names is not None else sorted(set(values))
+    if class_names is None and num_classes is not None and len(names) != num_classes:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise DataError(f"{name} holds {len(names)} classes ({shown}) but the model was built for {num_classes}; "
+                        f"give class_names=[...] to the Classifier")
+    index = {label: i for i, label in enumerate(names)}
+    unknown = sorted(set(values) - set(index))
+    if unknown:
+        raise DataError(f"{name} holds the label {unknown[0]!r}, which is none of the model's classes "
+                        f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
+    return np.array([index[v] for v in values], dtype=np.int64), names

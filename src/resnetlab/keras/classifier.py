@@ -29,10 +29,16 @@ from torch import nn
 from ..analysis.evaluation import compute_metrics
 from ..analysis.report import EvaluationReport, tensor_images
 from ..checkpoint import load_model, save_model
-from ..data.arrays import arrays_to_imageset, as_image_batch, hold_out_last, images_to_tensor, label_count
+from ..data.arrays import (
+    arrays_to_imageset,
+    as_image_batch,
+    encode_labels,
+    hold_out_last,
+    label_count,
+)
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
-from ..data.loader import BatchLoader, Normalize, needs_drop_last
+from ..data.loader import BatchLoader, needs_drop_last
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
@@ -46,6 +52,7 @@ from ..training.optim import base_lr, build_optimizer
 from ..training.progress import ProgressCallback, make_progress
 from ..training.run import call_seed
 from . import weights as weight_files
+from .batch import BatchCalls
 from .callbacks import Callback
 from .hooks import KerasCallbacks
 from .settings import (
@@ -58,7 +65,7 @@ from .settings import (
 )
 
 
-class Classifier:
+class Classifier(BatchCalls):
     """An image classifier with Keras' workflow on NumPy arrays (NHWC) or torch tensors (NCHW).
 
     Args:
@@ -180,6 +187,14 @@ class Classifier:
             raise ValueError("the optimizer holds parameters that are not this model's; build it from "
                              "clf.model.parameters()")
 
+    def _labels(self, y: Any, name: str) -> Any:
+        """String labels as indices: the classes are learned from the first ones and kept in saved files."""
+        y, names = encode_labels(y, self._class_names, self.info.num_classes if self.info else None, name)
+        if names is not None and names != self._class_names:
+            self._class_names = names
+            self.info = replace(self.info, class_names=names) if self.info is not None else None
+        return y
+
     def _imageset(self, x: Any, y: Any, names: tuple[str, str]) -> ImageSet:
         return arrays_to_imageset(x, y, expected=self.info.input_size, num_classes=self.info.num_classes, names=names)
 
@@ -199,13 +214,15 @@ class Classifier:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
+        y = self._labels(y, "y")
         self._ensure_built(x, y)
         train = self._imageset(x, y, ("x", "y"))
         val = None
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._imageset(*validation_data, names=("validation_data[0]", "validation_data[1]"))
+            val = self._imageset(validation_data[0], self._labels(validation_data[1], "validation_data[1]"),
+                                 names=("validation_data[0]", "validation_data[1]"))
         elif validation_split > 0:
             train, val = hold_out_last(train, validation_split)
         if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
@@ -298,7 +315,7 @@ class Classifier:
         predictions.csv, report.html). `verbose` is accepted for Keras code; nothing is shown.
         """
         self._require_model()
-        data = self._imageset(x, y, ("x", "y"))
+        data = self._imageset(x, self._labels(y, "y"), ("x", "y"))
         logits = batched_logits(self.model, data.images, self.info, device=self.device,
                                 batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
         result = compute_metrics(logits, data.labels, self.info.class_names)
@@ -327,40 +344,13 @@ class Classifier:
         finally:
             self.model.train(training)  # the Predictor switched it to eval mode
 
-    def __call__(self, x: Any, training: bool = False) -> torch.Tensor:
-        """Logits [N, num_classes] for a batch, as calling a Keras model returns its outputs (`training=True`:
-        BatchNorm with batch statistics and dropout on, and the graph kept for gradients)."""
-        self._require_model()
-        pixels = images_to_tensor(x, expected=self.info.input_size, name="x")
-        was = self.model.training
-        self.model.train(training)
-        try:
-            with torch.set_grad_enabled(training):
-                return self.model(Normalize(self.info.mean, self.info.std, 1.0 / 255.0 if pixels.dtype == torch.uint8
-                                            else 1.0, self.device)(pixels.to(self.device)))
-        finally:
-            self.model.train(was)
-
-    def predict_on_batch(self, x: Any) -> np.ndarray:
-        """Class probabilities of one batch (Keras' predict_on_batch)."""
-        return self.predict(x, batch_size=max(1, len(x)))
-
-    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """The loss and metrics of one batch, as `evaluate` returns them."""
-        return self.evaluate(x, y, batch_size=max(1, len(x)), return_dict=return_dict)
-
-    def train_on_batch(self, x: Any, y: Any, class_weight: dict[int, float] | None = None,
-                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """One optimizer step on this batch (a fit of one epoch of one batch, unshuffled); the batch's loss and
-        metrics, measured during the step as Keras does."""
-        logs = self.fit(x, y, epochs=1, batch_size=max(1, len(x)), shuffle=False, verbose=0,
-                        class_weight=class_weight).latest()
-        out = {"loss": logs["loss"], **{name: logs[name] for name in self._compiled.metrics}}
-        return out if return_dict else (list(out.values()) if len(out) > 1 else out["loss"])
-
     def predict_classes(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Most likely class index per image, int64 [N]."""
         return self.predict(x, batch_size=batch_size).argmax(axis=1)
+
+    def predict_labels(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Most likely class name per image (the string labels fit learned, or the given class_names)."""
+        return np.array(self.info.class_names, dtype=object)[self.predict_classes(x, batch_size=batch_size)]
 
     def save(self, path: str | Path) -> Path:
         """Write a model file: `.h5` (HDF5, as in the Keras tutorial) or `.safetensors`."""
