@@ -308,3 +308,20 @@ def test_string_labels_are_learned_kept_in_the_h5_file_and_predicted_by_name(tmp
     assert main(["predict", str(tmp_path / "animals.h5"), str(tmp_path / "a.png"), "--json", "--backend", "torch"]) == 0
     top = json.loads(capsys.readouterr().out)[0]["top"][0]
     assert top["label"] == labels[0] and top["label"] in ("cat", "dog", "owl")
+
+
+def test_initial_epoch_numbers_epochs_as_keras_and_count_params_matches_summary():
+    from resnetlab.callbacks import LambdaCallback
+
+    x, y = _toy(32, 14)
+    clf = resnetlab.Classifier("resnet20", num_classes=3, input_shape=(28, 28, 3), device="cpu")
+    seen = []
+    history = clf.fit(x, y, epochs=5, initial_epoch=3, batch_size=16, verbose=0,
+                      callbacks=[LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
+    assert history.epoch == [3, 4] and seen == [3, 4]  # epochs 4 and 5 of 5, counted from 0 as in Keras
+    with pytest.raises(ValueError, match="initial_epoch=5 must be in 0..4"):
+        clf.fit(x, y, epochs=5, initial_epoch=5, verbose=0)
+    lines = []
+    clf.summary(print_fn=lines.append)
+    assert f"Total params: {clf.count_params():,} " in "\n".join(lines)
+    assert clf.count_params() > sum(p.numel() for p in clf.model.parameters())  # with the BatchNorm statistics

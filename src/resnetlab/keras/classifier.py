@@ -201,19 +201,24 @@ class Classifier(BatchCalls):
     def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int | None = None,
             validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int | str = "auto", class_weight: dict[int, float] | None = None,
-            callbacks: Sequence[Callback] | None = None, augment: Augment | None = None) -> History:
+            callbacks: Sequence[Callback] | None = None, augment: Augment | None = None,
+            initial_epoch: int = 0) -> History:
         """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...).
 
         `class_weight` ({class index: weight}, others 1) weights each image's loss by its class, as Keras
         does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). `callbacks` are
         those of `resnetlab.callbacks` (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... as in Keras).
         Each call continues training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees
-        new orders), from the optimizer state and lr the last call left."""
+        new orders), from the optimizer state and lr the last call left. `initial_epoch` (from 0) resumes the
+        count as in Keras: epochs initial_epoch+1 .. epochs are trained, and History and callbacks number them so."""
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
+        if not 0 <= initial_epoch < epochs:  # Keras would train nothing; say why instead
+            raise ValueError(f"initial_epoch={initial_epoch} must be in 0..{epochs - 1}: as in Keras, epochs is the "
+                             f"index to train up to, not a count")
         y = self._labels(y, "y")
         self._ensure_built(x, y)
         train = self._imageset(x, y, ("x", "y"))
@@ -245,6 +250,7 @@ class Classifier(BatchCalls):
         keras_callbacks = KerasCallbacks(callbacks or (), self, params)
         trainer.callbacks = [ProgressCallback(make_progress(progress)), keras_callbacks]
         trainer.state.lr_factor = compiled.lr_factor
+        trainer.state.epoch = initial_epoch + 1  # 1-based in the loop
         if compiled.pending_lr is not None:
             trainer.scale_lr_to(compiled.pending_lr)
         self.stop_training, self._trainer = False, trainer
@@ -378,6 +384,11 @@ class Classifier(BatchCalls):
         for line in [*layer_table(self.model, (c, h, w), depth), f"Input: ({h}, {w}, {c}), "
                      f"{self.info.num_classes} classes"]:
             (print_fn or print)(line)
+
+    def count_params(self) -> int:
+        """Keras' count: every weight, BatchNorm statistics included (summary()'s "Total params")."""
+        self._require_model()
+        return sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("num_batches_tracked"))
 
     def _require_model(self) -> None:
         if self.model is None:
