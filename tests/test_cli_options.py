@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import types
 import typing
 
 import numpy as np
@@ -21,8 +22,8 @@ COMMANDS = commands()
 
 def _sample(option) -> str:
     """A valid value of the option's type, as typed on a command line."""
-    kind = typing.get_args(option.kind)[0] if typing.get_origin(option.kind) in (typing.Union, __import__(
-        "types").UnionType) else option.kind
+    kind = typing.get_args(option.kind)[0] if typing.get_origin(option.kind) in (typing.Union, types.UnionType) \
+        else option.kind
     if kind is bool:
         return "false" if option.default else "true"
     if kind is int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -135,8 +136,10 @@ class Command:
                 if option is not None:
                     values[option.name] = option.convert(text)
                     given.add(option.name)
+                elif self.positionals and key == self.positionals[0].name:
+                    plain.insert(0, text)  # model=FILE anywhere: still the first positional
                 elif key in (p.name for p in self.positionals):
-                    plain.insert(0, text) if key == self.positionals[0].name else plain.append(text)
+                    plain.append(text)
                 elif self.free_settings:
                     settings.append(word)
                 else:
@@ -211,7 +214,7 @@ def from_dataclass(cls: type, helps: dict[str, str]) -> list[Option]:
 def _plain(kind: Any) -> Any:
     """`X | None` -> X (the type a value given on the command line has)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
-    if typing.get_origin(kind) in (typing.Union, __import__("types").UnionType) and len(args) == 1:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return kind
 

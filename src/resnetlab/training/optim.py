@@ -53,8 +53,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-    # Keras 3's rho 0.9, epsilon 1e-7 and Adagrad's initial accumulator 0.1 (torch's defaults: 0.99, 1e-8, 0);
-    # torch adds epsilon outside the square root, Keras inside: the two agree once the averages exceed ~1e-7
+    # Keras 3's defaults: rho 0.9, epsilon 1e-7, Adagrad's initial accumulator 0.1 (torch's: 0.99, 1e-8, 0). The
+    # update is torch's; where exactly epsilon enters may differ from Keras' kernels, which matters only near 0
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
     if name == "nadam":
