@@ -89,6 +89,8 @@ def test_flags_switch_both_ways():
     (["serve", "m", "--port"], "--port needs a value"),
     (["evalute", "m"], "unknown command 'evalute'; did you mean 'evaluate'?"),
     (["info", "a", "b"], "unexpected argument 'b'"),
+    (["info"], "`resnetlab info` needs MODEL: model file"),
+    (["import-weights", "arch=resnet18"], "`resnetlab import-weights` needs FILE: state dict file"),
 ])
 def test_bad_words_are_one_error_line(words, message, capsys):
     assert main(words) == 2

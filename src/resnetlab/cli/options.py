@@ -61,6 +61,7 @@ class Positional:
     name: str
     help: str = ""
     many: bool = False  # any number of words (images), else at most one (a model file)
+    required: bool = False  # the command cannot run without it (others may be given as key=value instead)
 
 
 @dataclass
@@ -158,6 +159,8 @@ class Command:
                 words = []
             else:
                 setattr(namespace, positional.name, words.pop(0) if words else None)
+            if positional.required and not getattr(namespace, positional.name):
+                raise ConfigError(f"`resnetlab {self.name}` needs {positional.name.upper()}: {positional.help}")
             if index == len(self.positionals) - 1 and words:
                 raise ConfigError(f"unexpected argument {words[0]!r}; `resnetlab {self.name} --help` lists what "
                                   f"{self.name} takes")

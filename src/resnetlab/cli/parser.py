@@ -94,7 +94,8 @@ def commands() -> dict[str, Command]:
                                                                "takes normalized ones (onnx and torchscript)",
                                                   "exporter": "ONNX exporter: torchscript | dynamo"})]),
         Command("import-weights", "torchvision/timm ResNet weights (.pth, .safetensors) -> a model file",
-                cmd_import_weights, [Positional("file", "state dict file (.pth is read with weights_only=True)")],
+                cmd_import_weights,
+                [Positional("file", "state dict file (.pth is read with weights_only=True)", required=True)],
                 [*from_signature(import_weights, {
                     "arch": "the architecture the weights are for (`resnetlab models`)",
                     "out": "the model file to write (default: the file's name, .safetensors)",
@@ -122,7 +123,7 @@ def commands() -> dict[str, Command]:
                     "path_column": "a .csv manifest's path column", "label_column": "a .csv manifest's label column"},
                     minimum=COUNTS), JSON]),
         Command("info", "print a model file's metadata (architecture, classes, preprocessing)", cmd_info,
-                [Positional("model", "model file")]),
+                [Positional("model", "model file", required=True)]),
     ]
     return {command.name: command for command in table}
 
