@@ -186,3 +186,17 @@ def test_every_subcommand_runs_the_same_in_both_styles(digits_run, image_folder,
         assert main(["train", *words]) == 0, capsys.readouterr().err
     results = [json.loads((tmp_path / name / "results.json").read_text()) for name in ("t1", "t2")]
     assert results[0]["test"] == results[1]["test"] and results[0]["steps"] == results[1]["steps"]
+
+
+def test_the_cli_runs_without_the_serve_extra(digits_run):
+    """`make demo` installs no FastAPI: the CLI (which types serve's options from ServeConfig) must still start."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"  # as if not installed
+            "from resnetlab.cli import main\n"
+            f"assert main(['info', {str(digits_run.best_path)!r}]) == 0\n"
+            "assert main(['serve', 'm.safetensors']) == 2\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "serving needs FastAPI and uvicorn" in done.stderr
