@@ -16,7 +16,6 @@ at every step from the compiled schedule, so a callback changes it through `Lear
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,18 +78,30 @@ def _check_monitor(callback: Callback, monitor: str) -> None:
 
 
 class _Monitor(Callback):
-    """What EarlyStopping, ModelCheckpoint and ReduceLROnPlateau share: a monitored value and its direction."""
+    """What ModelCheckpoint and ReduceLROnPlateau share: a monitored value, its direction and the best so far,
+    kept by the library's one Plateau (training/stopping.py; EarlyStopping and the run folder's best use it)."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+    def __init__(self, monitor: str, mode: str, min_delta: float, baseline: float | None = None) -> None:
         super().__init__()
         self.monitor = monitor
         self.mode = direction(monitor, mode, type(self).__name__)
         self.min_delta = abs(float(min_delta))
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self._plateau = Plateau(self.mode, self.min_delta)  # the one "better than" (training/stopping.py)
+        self._initial = baseline
+        self.plateau = Plateau(self.mode, self.min_delta)
+        self._reset()
 
-    def _better(self, value: float, reference: float) -> bool:
-        return self._plateau.better(value, reference)
+    def _reset(self) -> None:
+        self.plateau.reset()
+        if self._initial is not None:
+            self.plateau.best = float(self._initial)
+
+    @property
+    def best(self) -> float:
+        return self.plateau.best
+
+    @property
+    def wait(self) -> int:
+        return self.plateau.wait
 
     def _validate(self) -> None:
         _check_monitor(self, self.monitor)
@@ -166,7 +177,7 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, filepath: str | Path, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
                  save_weights_only: bool = False, mode: str = "auto", save_freq: str = "epoch",
                  initial_value_threshold: float | None = None) -> None:
-        super().__init__(monitor, mode, 0.0)
+        super().__init__(monitor, mode, 0.0, initial_value_threshold)
         name = str(filepath).lower()
         if not name.endswith(SAFETENSORS_SUFFIXES + HDF5_SUFFIXES):
             raise ValueError(f"ModelCheckpoint({str(filepath)!r}): resnetlab writes .h5 (HDF5) or .safetensors "
@@ -177,8 +188,6 @@ class ModelCheckpoint(_Monitor):
         self.filepath, self.verbose = str(filepath), verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.initial_value_threshold = initial_value_threshold
-        if initial_value_threshold is not None:
-            self.best = float(initial_value_threshold)
 
     def _validate(self) -> None:
         if self.save_best_only:
@@ -192,15 +201,14 @@ class ModelCheckpoint(_Monitor):
             raise ValueError(f"ModelCheckpoint({self.filepath!r}): cannot fill in the name ({err}); it may use "
                              f"{{epoch}} and {', '.join('{' + k + '}' for k in logs)}") from None
         if self.save_best_only:
-            value = logs.get(self.monitor)
-            if value is None or not self._better(value, self.best):
+            value, before = logs.get(self.monitor), self.best
+            if value is None or not self.plateau.observe(value, epoch):
                 if self.verbose > 0:
-                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {before:.5f}")
                 return
             if self.verbose > 0:
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {value:.5f}, "
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {before:.5f} to {value:.5f}, "
                       f"saving model to {path}")
-            self.best = value
         elif self.verbose > 0:
             print(f"Epoch {epoch + 1}: saving model to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,11 +227,11 @@ class ReduceLROnPlateau(_Monitor):
                              "multiplies the lr)")
         self.factor, self.patience, self.verbose = float(factor), patience, verbose
         self.cooldown, self.min_lr = cooldown, float(min_lr)
-        self.wait = self.cooldown_counter = 0
+        self.cooldown_counter = 0
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self.wait = self.cooldown_counter = 0
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self._reset()
+        self.cooldown_counter = 0
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         value = (logs or {}).get(self.monitor)
@@ -231,20 +239,18 @@ class ReduceLROnPlateau(_Monitor):
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
-            self.wait = 0
-        if self._better(value, self.best):
-            self.best, self.wait = value, 0
+        improved = self.plateau.observe(value, epoch)  # Plateau counts the epoch (0 again when it improved)
+        if self.cooldown_counter > 0:  # Keras: epochs in cooldown do not count towards patience
+            self.plateau.wait = 0
+        if improved or self.cooldown_counter > 0:
             return
-        if self.cooldown_counter > 0:
-            return
-        self.wait += 1
         old = self.model.learning_rate
         if self.wait >= self.patience and old > self.min_lr:
             new = max(old * self.factor, self.min_lr)
             self.model.learning_rate = new
             if self.verbose > 0:
                 print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:.4g}.")
-            self.cooldown_counter, self.wait = self.cooldown, 0
+            self.cooldown_counter, self.plateau.wait = self.cooldown, 0
 
 
 class LearningRateScheduler(Callback):

@@ -46,7 +46,6 @@ from ..info import ModelInfo
 from ..models.summary import layer_table
 from ..registry import create_model
 from ..runtime import batched_logits
-from ..training.history import History
 from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
 from ..training.progress import ProgressCallback, make_progress
@@ -54,6 +53,7 @@ from ..training.run import call_seed
 from . import weights as weight_files
 from .batch import BatchCalls
 from .callbacks import Callback
+from .history import History
 from .hooks import KerasCallbacks
 from .settings import (
     DEFAULT_BATCH_SIZE,
@@ -244,22 +244,18 @@ class Classifier(BatchCalls):
             compiled.optimizer = build_optimizer(self.model, cfg)
         weights = class_weight_tensor(class_weight, self.info.num_classes)
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
-                          metrics=compiled.metrics, class_weight=weights)
-        params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
-                  "metrics": trainer.history.keys(val is not None)}
-        keras_callbacks = KerasCallbacks(callbacks or (), self, params)
-        trainer.callbacks = [ProgressCallback(make_progress(progress)), keras_callbacks]
-        trainer.state.lr_factor = compiled.lr_factor
+                          class_weight=weights)
+        history = History(trainer.history, compiled.metrics, model=self)
+        history.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
+                          "metrics": history.keys(val is not None)}
+        keras_callbacks = KerasCallbacks(callbacks or (), self, history)
+        trainer.callbacks = [compiled.lr_scale, ProgressCallback(make_progress(progress)), keras_callbacks]
         trainer.state.epoch = initial_epoch + 1  # 1-based in the loop
-        if compiled.pending_lr is not None:
-            trainer.scale_lr_to(compiled.pending_lr)
         self.stop_training, self._trainer = False, trainer
         try:
-            history = trainer.run()
+            trainer.run()
         finally:
             self._trainer = None
-            if trainer.state.step > 0:  # the weights keep what the steps did, and so does the lr
-                compiled.pending_lr, compiled.lr_factor = None, trainer.state.lr_factor
         self.history = history
         self._fits += 1
         epochs_done = len(history.epoch)  # fewer when stopped early (by a callback, even inside the first epoch)
@@ -274,10 +270,10 @@ class Classifier(BatchCalls):
         if self._trainer is not None:
             return self._trainer.lr
         compiled = self._compiled
-        if compiled.pending_lr is not None:
-            return compiled.pending_lr
+        if compiled.lr_scale.pending is not None:
+            return compiled.lr_scale.pending
         base = base_lr(compiled.optimizer) if compiled.optimizer is not None else compiled.train.lr
-        return base * compiled.lr_factor
+        return base * compiled.lr_scale.factor
 
     @learning_rate.setter
     def learning_rate(self, lr: float) -> None:
@@ -286,9 +282,9 @@ class Classifier(BatchCalls):
         if not (isinstance(lr, (int, float, np.floating, np.integer)) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"learning_rate must be a finite number >= 0, got {lr!r}")
         if self._trainer is not None:
-            self._trainer.scale_lr_to(float(lr))
+            self._compiled.lr_scale.scale_to(self._trainer, float(lr))
         else:
-            self._compiled.pending_lr = float(lr)
+            self._compiled.lr_scale.pending = float(lr)
 
     def get_weights(self) -> list[np.ndarray]:
         """Every weight and buffer (BatchNorm statistics too) as NumPy copies in state-dict order, as Keras'."""

@@ -13,12 +13,13 @@ from typing import Any
 from ..training.callbacks import Callback as LoopCallback
 from ..training.callbacks import overrides
 from .callbacks import STOPPED, Callback, Logs
+from .history import History
 
 
 class KerasCallbacks(LoopCallback):
     """Runs a fit's Keras callbacks (used by `Classifier.fit`)."""
 
-    def __init__(self, callbacks: Sequence[Callback], model: Any, params: dict[str, Any]) -> None:
+    def __init__(self, callbacks: Sequence[Callback], model: Any, history: History) -> None:
         for i, callback in enumerate(callbacks):
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks[{i}] is a {type(callback).__module__}.{type(callback).__name__}; "
@@ -27,9 +28,9 @@ class KerasCallbacks(LoopCallback):
                 raise ValueError(f"callbacks[{i}] ({type(callback).__name__}) defines on_train_batch_begin, which "
                                  "resnetlab does not call; use on_train_batch_end")
             callback.set_model(model)
-            callback.set_params(params)
+            callback.set_params(history.params)
             callback._validate()
-        self.callbacks, self.model = list(callbacks), model
+        self.callbacks, self.model, self.history = list(callbacks), model, history
         # only then a batch hook: reading the loss waits for the device at every step
         self.batch_hooks = [cb for cb in self.callbacks if overrides(cb, "on_train_batch_end", Callback)]
         self.logs: Logs = {}
@@ -54,7 +55,7 @@ class KerasCallbacks(LoopCallback):
             trainer.stop.request(STOPPED)
 
     def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
-        self.logs = trainer.history.latest()
+        self.logs = self.history.latest()
         for callback in self.callbacks:
             callback.on_epoch_end(metrics.epoch - 1, dict(self.logs))
         if self.model.stop_training and not trainer.state.done:

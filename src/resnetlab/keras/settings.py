@@ -7,13 +7,14 @@ computes; everything else is checked by the library's own config (ranges, "did y
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..config import TrainConfig, load_config
 from ..errors import did_you_mean
+from ..training.lr_scale import LrScale
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
 METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
@@ -33,8 +34,9 @@ class Compiled:
     train: TrainConfig
     optimizer: torch.optim.Optimizer | None
     metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
-    lr_factor: float = 1.0  # callbacks' changes to the schedule, kept from one fit call to the next
-    pending_lr: float | None = None  # `learning_rate` set between fit calls: the next fit starts there
+    # callbacks' and `learning_rate`'s changes to the schedule, kept from one fit call to the next (its
+    # `pending`: an lr set between fit calls, where the next fit starts)
+    lr_scale: LrScale = field(default_factory=LrScale)
 
 
 def default_compiled() -> Compiled:

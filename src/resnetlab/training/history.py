@@ -5,7 +5,7 @@ LoopState is saved in every checkpoint (JSON), so a resumed run continues from t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 
@@ -33,43 +33,51 @@ class EpochMetrics:
 
 
 class History:
-    """What `fit` returns; `history.history` and `history.epoch` read as in Keras.
+    """What a run records per epoch (`rows`, EpochMetrics) and the same by name: `history["val_accuracy"]`
+    lists every epoch's value. The names are the loop's own: loss, accuracy, top5, their val_ twins and lr
+    (the Keras facade keys them by the names given to compile: keras/history.py)."""
 
-    `metrics` chooses the keys besides the losses: "accuracy" and/or "top5" (and their val_ twins), or a
-    mapping of the keys to show to those two (Keras keys them by the names given to compile: {"acc": "accuracy"}).
-    """
+    METRICS = ("accuracy", "top5")  # EpochMetrics' train_/val_ fields besides the loss
 
-    def __init__(self, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> None:
+    def __init__(self) -> None:
         self.rows: list[EpochMetrics] = []
-        self.metrics = dict(metrics) if isinstance(metrics, Mapping) else {m: m for m in metrics}
 
     @property
-    def epoch(self) -> list[int]:
-        return [row.epoch - 1 for row in self.rows]  # Keras counts epochs from 0
+    def epochs(self) -> list[int]:
+        return [row.epoch for row in self.rows]  # from 1, as the loop counts
 
-    def keys(self, validated: bool) -> list[str]:
-        """The names an epoch is logged under (Keras' logs keys), with the val_ ones when there is validation."""
-        names = ["loss", *self.metrics]
+    def keys(self, validated: bool, metrics: Mapping[str, str] | None = None) -> list[str]:
+        """The names an epoch is logged under, with the val_ ones when there is validation; `metrics` maps
+        the names to show to the loop's (accuracy, top5)."""
+        names = ["loss", *(metrics if metrics is not None else self.METRICS)]
         return names + ([f"val_{name}" for name in names] if validated else []) + ["lr"]
 
-    def _values(self, row: EpochMetrics) -> dict[str, float]:
-        fields = [row.train_loss, *(getattr(row, f"train_{m}") for m in self.metrics.values())]
+    def values(self, row: EpochMetrics, metrics: Mapping[str, str] | None = None) -> dict[str, float]:
+        """One epoch's values by name (see `keys`)."""
+        metrics = metrics if metrics is not None else {m: m for m in self.METRICS}
+        fields = [row.train_loss, *(getattr(row, f"train_{m}") for m in metrics.values())]
         if row.val_loss is not None:
-            fields += [row.val_loss, *(getattr(row, f"val_{m}") for m in self.metrics.values())]
-        return dict(zip(self.keys(row.val_loss is not None), [*fields, row.lr]))
+            fields += [row.val_loss, *(getattr(row, f"val_{m}") for m in metrics.values())]
+        return dict(zip(self.keys(row.val_loss is not None, metrics), [*fields, row.lr]))
 
-    def latest(self) -> dict[str, float]:
+    def latest(self, metrics: Mapping[str, str] | None = None) -> dict[str, float]:
         """The last epoch's values by name ({} before the first epoch ends)."""
-        return self._values(self.rows[-1]) if self.rows else {}
+        return self.values(self.rows[-1], metrics) if self.rows else {}
 
-    @property
-    def history(self) -> dict[str, list[float]]:
+    def by_name(self, metrics: Mapping[str, str] | None = None) -> dict[str, list[float]]:
+        """Every epoch's values, one list per name."""
         validated = bool(self.rows) and self.rows[0].val_loss is not None
-        out: dict[str, list[float]] = {key: [] for key in self.keys(validated)}
+        out: dict[str, list[float]] = {key: [] for key in self.keys(validated, metrics)}
         for row in self.rows:
-            for key, value in self._values(row).items():
+            for key, value in self.values(row, metrics).items():
                 out[key].append(value)
         return out
+
+    def __getitem__(self, name: str) -> list[float]:
+        values = self.by_name()
+        if name not in values:
+            raise KeyError(f"History has no {name!r}; it has {', '.join(values)}")
+        return values[name]
 
 
 @dataclass
@@ -83,8 +91,5 @@ class LoopState:
     seen: int = 0  # images of the epoch so far (this process)
     seconds: float = 0.0  # training time of the epoch so far
     warming: bool = False  # He et al.'s low-lr warm-up still on
-    best_score: list[float] | None = None  # best (val accuracy, -val loss) so far; ties on accuracy go to the loss
-    best_epoch: int = 0  # the epoch that scored it (every epoch counts as best when there is no validation)
     done: bool = False  # finished: all epochs, max_steps or early stopping
     stop_reason: str | None = None  # why it stopped early (patience, SIGINT, ...)
-    lr_factor: float = 1.0  # multiplies the schedule from here on (Keras' ReduceLROnPlateau, LearningRateScheduler)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 
 import torch
@@ -29,7 +29,7 @@ from .distributed import Distributed, all_reduce_sum, any_process, main_process_
 from .divergence import TrainingError, check_loss, check_validation, check_weights
 from .ema import Lookahead, ModelEma
 from .history import EpochMetrics, History, LoopState
-from .optim import base_lr, build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
+from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressCallback, ProgressDisplay
 from .signals import StopRequest
@@ -59,8 +59,7 @@ class Trainer:
     def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
                  val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
                  class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
-                 sync_bn: bool = False, metrics: Sequence[str] | Mapping[str, str] = ("accuracy",),
-                 callbacks: Sequence[Callback] = ()):
+                 sync_bn: bool = False, callbacks: Sequence[Callback] = ()):
         device = loader.device
         if len(loader) == 0:
             raise TrainingError("no training batch could be formed; give at least 2 training images "
@@ -88,7 +87,7 @@ class Trainer:
         self.schedule = build_schedule(cfg, self.steps_per_epoch, self.total_steps)
         self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
         self.state = LoopState(warming=cfg.warmup_lr is not None)
-        self.history = History(metrics)
+        self.history = History()
         # patience= is early stopping; first, so that the checkpoints written at an epoch's end know it stopped
         self.callbacks: list[Callback] = [*([EarlyStopping(cfg.patience)] if cfg.patience else []), *callbacks]
         self.callback_state: dict[str, dict] = {}  # what a resumed run's callbacks saved (restore_training sets it)
@@ -190,21 +189,7 @@ class Trainer:
     def _set_lr(self) -> float:
         if self.state.warming:
             return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
-        return set_lr(self.optimizer, self.schedule(self.state.step) * self.state.lr_factor)
-
-    def scale_lr_to(self, lr: float) -> None:
-        """Run the steps from here on at `lr` (full scale): what Keras' callbacks mean by setting the optimizer's
-        learning rate. The schedule is scaled by a factor, so a constant schedule stays at `lr`; where the
-        schedule is at 0 (the end of a cosine or one-cycle run) the factor changes as lr / the latest lr, which
-        the next fit's schedule starts from."""
-        base = base_lr(self.optimizer)
-        scheduled = base * self.schedule(self.state.step)
-        if scheduled > 0:
-            self.state.lr_factor = lr / scheduled
-        elif self.lr > 0:
-            self.state.lr_factor *= lr / self.lr
-        if base > 0:  # at once, so that the lr reads back as set (each group keeps its own ratio to it)
-            set_lr(self.optimizer, lr / base)
+        return set_lr(self.optimizer, self.schedule(self.state.step))
 
     def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
@@ -299,9 +284,6 @@ class Trainer:
             lr=self.lr, seconds=state.seconds,
             images_per_second=totals[3] / max(state.seconds, 1e-9))
         self.history.rows.append(metrics)
-        score = [val.accuracy, -val.loss] if val is not None else None
-        if score is None or state.best_score is None or score > state.best_score:
-            state.best_score, state.best_epoch = score, state.epoch
         state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
         return metrics
 
@@ -363,14 +345,13 @@ class Trainer:
 
 def fit(model: nn.Module, info: ModelInfo, train_loader: Batches, cfg: TrainConfig, *,
         val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
-        callbacks: Sequence[Callback] = (), progress: ProgressDisplay | None = None,
-        metrics: Sequence[str] | Mapping[str, str] = ("accuracy",)) -> History:
+        callbacks: Sequence[Callback] = (), progress: ProgressDisplay | None = None) -> History:
     """Train `model` for `cfg.epochs` epochs, validating on `val_data` after each; return the History.
 
     The short way in for a model and batches at hand; `resnetlab.train` builds a Trainer itself to add the
     run folder, checkpoints, resume and multi-process training, and the Keras facade to connect its callbacks.
     """
     shown = [ProgressCallback(progress)] if progress is not None else []
-    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer, metrics=metrics,
+    trainer = Trainer(model, info, train_loader, cfg, val_data=val_data, optimizer=optimizer,
                       callbacks=[*shown, *callbacks])
     return trainer.run()

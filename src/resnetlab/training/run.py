@@ -378,7 +378,7 @@ def _finish(config: Config, data: DatasetSplits, writer: RunWriter, history: His
         best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5,
                                   test_tta=config.run.tta)
         save_model(writer.best_path, best_model, best_info)  # the model file records its test result too
-    best_epoch = trainer.state.best_epoch
+    best_epoch = writer.best_epoch
     best_row = history.rows[best_epoch - 1] if 0 < best_epoch <= len(history.rows) else None
     results = {"run_dir": str(writer.run_dir), "best_epoch": best_epoch, "train_seconds": round(seconds, 2),
                "device": str(device), "precision": trainer.precision.name, "steps": trainer.state.step,

@@ -62,12 +62,23 @@ def save_training(path: Path, trainer: Trainer, extra: dict[str, Any] | None = N
 
 
 def loop_state(saved: dict[str, Any]) -> LoopState:
-    """The LoopState of a checkpoint; one written before `best_score` existed keeps its best accuracy."""
+    """The LoopState of a checkpoint (keys it no longer has, from older versions, are left out)."""
     known = {f.name for f in fields(LoopState)}
-    state = LoopState(**{k: v for k, v in saved.items() if k in known})
-    if saved.get("best_accuracy") is not None and state.best_score is None:
-        state.best_score = [saved["best_accuracy"], -math.inf]
-    return state
+    return LoopState(**{k: v for k, v in saved.items() if k in known})
+
+
+def saved_callback_state(state: dict[str, Any]) -> dict[str, dict]:
+    """The callbacks' states of a checkpoint. Older versions kept the best validation result in the loop's
+    state (`best_score`, before it `best_accuracy`): it becomes the run folder's (RunWriter's) best, so that
+    a resumed old run does not overwrite best.safetensors with a worse epoch."""
+    saved = dict(state.get("callbacks") or {})
+    loop = state.get("loop", {})
+    best = loop.get("best_score")
+    if best is None and loop.get("best_accuracy") is not None:
+        best = [loop["best_accuracy"], -math.inf]
+    if "RunWriter" not in saved and best is not None:
+        saved["RunWriter"] = {"best": best, "wait": 0, "best_epoch": loop.get("best_epoch", 0)}
+    return saved
 
 
 def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
@@ -90,5 +101,5 @@ def restore_training(path: Path, trainer: Trainer) -> dict[str, Any]:
     if trainer.scaler is not None and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"], tensors)
-    trainer.callback_state = state.get("callbacks") or {}  # given to the callbacks when the run starts
+    trainer.callback_state = saved_callback_state(state)  # given to the callbacks when the run starts
     return state

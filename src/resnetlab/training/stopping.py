@@ -80,13 +80,8 @@ class EarlyStopping(Callback):
         self.monitor, self.patience, self.start_from_epoch = monitor, patience, start_from_epoch
         self.plateau = Plateau(direction(monitor, mode), min_delta, baseline)
 
-    def value(self, trainer: Trainer, metrics: EpochMetrics) -> Any:
-        if self.monitor == SCORE:
-            return None if metrics.val_loss is None else (metrics.val_accuracy, -metrics.val_loss)
-        return trainer.history.latest().get(self.monitor)
-
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        if self.update(self.value(trainer, metrics), metrics.epoch - 1) and not trainer.state.done:
+        if self.update(monitored(trainer, metrics, self.monitor), metrics.epoch - 1) and not trainer.state.done:
             trainer.state.done = True
             what = "validation result" if self.monitor == SCORE else self.monitor
             trainer.state.stop_reason = f"early stopping: no better {what} for {self.patience} epochs"
@@ -103,6 +98,13 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.plateau.load_state_dict(state)
+
+
+def monitored(trainer: Trainer, metrics: EpochMetrics, monitor: str) -> Any:
+    """The epoch's value of `monitor` (None when the epoch lacks it: no validation data)."""
+    if monitor == SCORE:
+        return None if metrics.val_loss is None else (metrics.val_accuracy, -metrics.val_loss)
+    return trainer.history.latest().get(monitor)
 
 
 def direction(monitor: str, mode: str = "auto", who: str = "EarlyStopping") -> str:

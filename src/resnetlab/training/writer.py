@@ -15,6 +15,7 @@ from .callbacks import Callback
 from .history import EpochMetrics
 from .loop import Trainer
 from .state import save_training
+from .stopping import SCORE, Plateau, monitored
 
 
 def _tensorboard(run_dir: Path) -> Any | None:
@@ -40,6 +41,8 @@ class RunWriter(Callback):
             self._write_config()
         self.csv_path = run_dir / "metrics.csv"
         self.tensorboard = _tensorboard(run_dir) if config.run.tensorboard else None
+        # the best validation result so far: (accuracy, -loss), so that ties on accuracy go to the loss
+        self.best = Plateau("max")
         for stale in run_dir.glob(".*.tmp"):  # left by a process killed mid-write; the real files are intact
             stale.unlink(missing_ok=True)
 
@@ -63,6 +66,17 @@ class RunWriter(Callback):
         if metrics is not None:
             summary.update({k: v for k, v in metrics.as_row().items() if k not in ("seconds", "images_per_second")})
         return summary
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch best.safetensors holds (from 1; 0 before the first epoch ends)."""
+        return self.best.best_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.best.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best.load_state_dict(state)
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         self.epoch_end(trainer, metrics)
@@ -99,7 +113,10 @@ class RunWriter(Callback):
             return f"{self.run_dir} holds no checkpoint: it failed before the first one was written"
         return f"{self.run_dir} holds {' and '.join(held)}; resume={self.run_dir} goes on from last.safetensors"
     def epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        if trainer.state.best_epoch == metrics.epoch:  # the loop decides what "best" is (early stopping uses it too)
+        score = monitored(trainer, metrics, SCORE)  # what patience= watches too
+        if score is None:  # without validation every epoch is the best so far
+            self.best.best_epoch = metrics.epoch
+        if score is None or self.best.observe(score, metrics.epoch):
             trainer.info.training = self._summary(trainer, metrics)
             if trainer.ema is not None:  # eval_model is the EMA model: the file says so (evaluate reports it)
                 trainer.info.training["weights"] = "ema"
