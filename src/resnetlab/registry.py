@@ -29,7 +29,7 @@ class ModelEntry:
 
     name: str
     builder: Callable[..., nn.Module]
-    family: str  # imagenet | cifar | plain | preact | wide | baseline
+    family: str  # imagenet | cifar | plain | preact | wide | fast | baseline
     paper: str = ""
     residual: bool = True  # False: zero_init_residual and drop_path_rate do not apply
     default_num_classes: int = 1000

@@ -24,6 +24,13 @@ def split_images(part: Any, info: ModelInfo, count: int, *, seed: int = 0) -> np
     return (pixels.float() * part.scale).numpy()
 
 
+def normalized_sample(part: Any, info: ModelInfo, count: int, *, seed: int = 0) -> torch.Tensor:
+    """`split_images` normalized as training normalizes them (info's mean/std): float32 [N, C, H, W]."""
+    images = torch.from_numpy(split_images(part, info, min(count, len(part)), seed=seed))
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (info.mean, info.std))
+    return (images - mean) / std
+
+
 def sample_images(info: ModelInfo, count: int = 8, split: str = "test") -> np.ndarray | None:
     """Up to `count` real images (float32 0..1 [N, C, H, W]) of the dataset the model was trained on, if at hand."""
     from .sources import load_dataset

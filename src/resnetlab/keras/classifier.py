@@ -39,6 +39,7 @@ from ..data.arrays import (
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
 from ..data.loader import BatchLoader, needs_drop_last
+from ..data.sample import normalized_sample
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
 from ..device import resolve_device
@@ -58,6 +59,7 @@ from .hooks import KerasCallbacks
 from .settings import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
+    check_optimizer,
     class_weight_tensor,
     compiled_settings,
     default_compiled,
@@ -172,20 +174,10 @@ class Classifier(BatchCalls):
                 schedule: str = "constant") -> None:
         """Choose the optimizer (name or a torch.optim instance over `self.model`), loss and metrics."""
         if isinstance(optimizer, torch.optim.Optimizer):
-            self._check_optimizer(optimizer)
+            check_optimizer(self.model, optimizer)
         self._compiled = compiled_settings(optimizer, loss, metrics, learning_rate=learning_rate,
                                            weight_decay=weight_decay, momentum=momentum,
                                            label_smoothing=label_smoothing, schedule=schedule)
-
-    def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.model is None:
-            raise ValueError("build the model first (give num_classes and input_shape) so the optimizer can be "
-                             "created from clf.model.parameters()")
-        own = {id(p) for p in self.model.parameters()}
-        given = [p for group in optimizer.param_groups for p in group["params"]]
-        if not given or any(id(p) not in own for p in given):
-            raise ValueError("the optimizer holds parameters that are not this model's; build it from "
-                             "clf.model.parameters()")
 
     def _labels(self, y: Any, name: str) -> Any:
         """String labels as indices: the classes are learned from the first ones and kept in saved files."""
@@ -234,6 +226,8 @@ class Classifier(BatchCalls):
             mean, std = channel_stats(train)
             self.info = replace(self.info, mean=mean, std=std)
             self._measure_stats = False
+            if self.model.init_images:  # a data-dependent initialisation (resnet9_airbench's whitening), as train's
+                self.model.init_from_data(normalized_sample(train, self.info, self.model.init_images, seed=self.seed))
         cfg = replace(self._compiled.train, epochs=epochs, batch_size=batch_size)
         loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
                              shuffle=shuffle, augment=augment, seed=call_seed(self.seed, self._fits),

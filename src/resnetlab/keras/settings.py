@@ -97,3 +97,15 @@ def class_weight_tensor(class_weight: dict[int, float] | None, num_classes: int)
         raise ValueError(f"class_weight has key {unknown[0]!r}; its keys must be class indices 0.."
                          f"{num_classes - 1}")
     return torch.tensor([float(class_weight.get(i, 1.0)) for i in range(num_classes)])
+
+
+def check_optimizer(model: torch.nn.Module | None, optimizer: torch.optim.Optimizer) -> None:
+    """An optimizer instance given to compile must hold this model's parameters and only them."""
+    if model is None:
+        raise ValueError("build the model first (give num_classes and input_shape) so the optimizer can be "
+                         "created from clf.model.parameters()")
+    own = {id(p) for p in model.parameters()}
+    given = [p for group in optimizer.param_groups for p in group["params"]]
+    if not given or any(id(p) not in own for p in given):
+        raise ValueError("the optimizer holds parameters that are not this model's; build it from "
+                         "clf.model.parameters()")

@@ -28,6 +28,7 @@ class ImageClassifier(nn.Module):
     first_conv_name = "conv1"  # the layer that sees the image's channels
     num_features: int
     default_input_size: tuple[int, int, int]
+    init_images = 0  # training images a fresh model wants for `init_from_data` (0: none)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -39,6 +40,11 @@ class ImageClassifier(nn.Module):
         """Images float [N, C, H, W] -> logits [N, num_classes], or pooled features [N, num_features]
         when num_classes is 0."""
         return self.forward_head(self.forward_features(x))
+
+    def init_from_data(self, images: torch.Tensor) -> bool:
+        """Data-dependent initialisation of a fresh model from normalized training images [N, C, H, W]
+        (resnet9_airbench whitens its first conv); True when it did anything. Default: nothing."""
+        return False
 
     # --- the classifier ----------------------------------------------------------------------------
 

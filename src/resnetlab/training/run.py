@@ -27,6 +27,7 @@ from ..data.augment import Augment
 from ..data.dataset import DatasetSplits, ImageFiles
 from ..data.loader import Batches, BatchLoader, needs_drop_last
 from ..data.mix import BatchAugment
+from ..data.sample import normalized_sample
 from ..data.sources import load_dataset
 from ..data.stats import pixel_mean
 from ..data.stream import FileLoader
@@ -279,6 +280,8 @@ def build_model(config: Config, data: DatasetSplits, *, pretrained: bool = True
     info = ModelInfo(arch=model.arch, class_names=data.class_names, input_size=(channels, height, width),
                      mean=data.mean, std=data.std, interpolation=data.interpolation, crop_pct=data.crop_pct,
                      pretrained=started_from)
+    if model.init_images and not config.model.weights and not config.run.resume:  # a resumed run has its weights
+        model.init_from_data(normalized_sample(data.train, info, model.init_images, seed=config.run.seed))
     return model, info, notes
 
 
