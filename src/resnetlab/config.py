@@ -29,7 +29,10 @@ TtaMode = Literal["none", "flip", "flip+shift"]  # test-time augmentation (runti
 @dataclass
 class ModelConfig:
     name: str = "resnet20"  # any name from `resnetlab models`
-    stem: Literal["imagenet", "small"] | None = None  # None keeps the architecture's own
+    # imagenet/small: the ResNets' 7x7/2+pool or 3x3/1; conv/whiten: resnet9's prep conv or airbench's 2x2
+    # whitening conv. None keeps the architecture's own
+    stem: Literal["imagenet", "small", "conv", "whiten"] | None = None
+    width: int | None = None  # resnet9: the prep conv's channels, the layers get 2x, 4x, 8x (Page: 64); None: own
     shortcut: Literal["A", "B"] | None = None  # He et al. 2015, Sec. 3.3; None keeps the architecture's own
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
@@ -38,7 +41,7 @@ class ModelConfig:
 
     def options(self) -> dict[str, Any]:
         """Architecture options to pass to `create_model`, leaving out the ones left at default."""
-        opts = {"stem": self.stem, "shortcut": self.shortcut}
+        opts = {"stem": self.stem, "shortcut": self.shortcut, "width": self.width}
         opts = {k: v for k, v in opts.items() if v is not None}
         for key in ("zero_init_residual", "drop_path_rate", "block_drop_rate"):
             if getattr(self, key):

@@ -127,3 +127,15 @@ def test_keras_fit_whitens_a_fresh_model_at_its_first_fit():
     set_once = weight.clone()
     clf.fit(x, y, epochs=1, batch_size=16, verbose=0)  # later fits keep it (and the frozen weights stay)
     assert torch.equal(clf.model.conv1.weight, set_once)
+
+
+def test_settings_words_reach_resnet9_and_a_stem_of_another_family_is_refused():
+    from resnetlab.config import load_config
+
+    model_cfg = load_config(overrides={"model": "resnet9_airbench", "width": 16, "stem": "conv"}).model
+    model = resnetlab.create_model(model_cfg.name, **model_cfg.options())
+    assert model.conv1.out_channels == 16 and model.num_features == 128 and model.stem == "conv"
+    with pytest.raises(ConfigError, match="stem"):
+        resnetlab.create_model("resnet20", stem="whiten")
+    with pytest.raises(ConfigError, match="does not take option 'width'"):
+        resnetlab.create_model("resnet20", width=16)
