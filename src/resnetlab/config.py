@@ -87,8 +87,17 @@ class TrainConfig:
     nesterov: bool = True  # SGD only
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)
+    # SGD in airbench's units (Jordan 2024): lr per 1024 images for the momentum's steady-state step (the torch
+    # lr is lr x batch_size / (1024 (1 + 1/(1 - momentum)))) and weight_decay per 1024 images, apart from the lr
+    # (torch's is weight_decay / lr): batch_size and momentum then change neither the step size nor the decay
+    decoupled: bool = False
+    norm_bias_lr_scale: float = 1.0  # lr multiplier for norm layers' biases, not their decay (airbench: 64)
     schedule: ScheduleName = "cosine"  # per iteration
     warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs (onecycle: its rising part)
+    # onecycle's ends as shares of the peak lr: a triangle from start to 1 (at warmup_epochs) to end. None: 1/25
+    # (Smith & Topin; torch's OneCycleLR). airbench94: 0.2 and 0.07 with the peak at 23% of training
+    start_lr_factor: float | None = None
+    end_lr_factor: float = 0.0
     step_size: int = 30  # schedule=step: epochs between decays
     milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
     milestone_steps: list[int] = field(default_factory=list)  # schedule=multistep: iterations (overrides milestones)
@@ -101,6 +110,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # clip the global gradient norm to this; 0: off
     ema_decay: float = 0.0  # weight EMA, evaluated and saved as the model (0.999 is common); 0: off
     lookahead_steps: int = 0  # Lookahead every this many steps, airbench's schedule (airbench: 5); 0: off
+    whiten_bias_epochs: int = 0  # stem=whiten: train the whitening conv's bias this many epochs, then freeze it
+    #                              (airbench94: 3); 0: it trains throughout
     head_epochs: int = 0  # fine-tuning: train only the classifier for this many epochs first
     backbone_lr_scale: float = 1.0  # fine-tuning: lr multiplier for every layer but the classifier
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device is fast at it
@@ -157,6 +168,13 @@ class Config:
             (t.head_epochs >= 0, f"head_epochs must be >= 0, got {t.head_epochs}"),
             (t.backbone_lr_scale >= 0, f"backbone_lr_scale must be >= 0, got {t.backbone_lr_scale}"),
             (t.patience >= 0, f"patience must be >= 0, got {t.patience}"),
+            (t.start_lr_factor is None or 0 <= t.start_lr_factor <= 1,
+             f"start_lr_factor must be in [0, 1], got {t.start_lr_factor}"),
+            (0 <= t.end_lr_factor <= 1, f"end_lr_factor must be in [0, 1], got {t.end_lr_factor}"),
+            (t.norm_bias_lr_scale > 0, f"norm_bias_lr_scale must be positive, got {t.norm_bias_lr_scale}"),
+            (not t.decoupled or t.optimizer == "sgd",
+             f"decoupled=true is SGD's airbench units; optimizer={t.optimizer} takes its own lr and weight_decay"),
+            (t.whiten_bias_epochs >= 0, f"whiten_bias_epochs must be >= 0, got {t.whiten_bias_epochs}"),
             (t.lookahead_steps >= 0, f"lookahead_steps must be >= 0 (0: off), got {t.lookahead_steps}"),
             (t.gamma > 0, f"gamma must be positive, got {t.gamma}"),
             (0 < t.warmup_until_accuracy <= 1,

@@ -4,7 +4,8 @@ DAWNBench winner: 94% in 24 epochs), with airbench's refinements as options (Jor
 Page's layout (part 4 of the series, "Architecture"): a prep conv of 64 channels, then three layers of
 conv-BN-ReLU-maxpool with 128, 256 and 512 channels, a residual branch of two conv-BN-ReLU after layers 1
 and 3, a global max-pool and a linear classifier whose output is multiplied by 0.125. `width` scales every
-width (64 is Page's), `residual_convs` sets the convs per residual branch and `residual_layers` which layers
+width (64 is Page's; `widths` sets the three layers' channels directly, airbench94's are 64, 256, 256),
+`residual_convs` sets the convs per residual branch and `residual_layers` which layers
 get one (Page: 1 and 3).
 
 airbench94's choices (its published `hyp`), each an option here:
@@ -86,12 +87,15 @@ class ResNet9(ImageClassifier):
 
     init_images = WHITEN_IMAGES
 
-    def __init__(self, *, num_classes: int = 10, in_chans: int = 3, width: int = 64, residual_convs: int = 2,
+    def __init__(self, *, num_classes: int = 10, in_chans: int = 3, width: int = 64,
+                 widths: tuple[int, int, int] | None = None, residual_convs: int = 2,
                  residual_layers: tuple[int, ...] = (1, 3), stem: str = "conv", activation: str = "relu",
                  norm: str = "scale_and_bias", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  pool_first: bool = False, head_scale: float = 0.125) -> None:
         super().__init__()
         checks = [(width >= 1, f"width must be at least 1, got {width}"),
+                  (widths is None or (len(widths) == 3 and min(widths) >= 1),
+                   f"widths must be three positive channel counts (layer1, layer2, layer3), got {widths}"),
                   (residual_convs >= 1, f"residual_convs must be at least 1, got {residual_convs}"),
                   (set(residual_layers) <= {1, 2, 3},
                    f"residual_layers must name layers among 1, 2, 3, got {residual_layers}"),
@@ -118,7 +122,7 @@ class ResNet9(ImageClassifier):
             self.conv1 = nn.Conv2d(in_chans, width, 3, padding=1, bias=False)
             self.prep = nn.Sequential(nn.BatchNorm2d(width, eps=bn_eps, momentum=bn_momentum), act())
             self.prep[0].weight.requires_grad_(norm == "scale_and_bias")
-        widths = (2 * width, 4 * width, 8 * width)
+        widths = tuple(widths) if widths is not None else (2 * width, 4 * width, 8 * width)
         stages: list[nn.Module] = []
         chans = stem_chans
         for index, out in enumerate(widths, start=1):
@@ -159,6 +163,10 @@ class ResNet9(ImageClassifier):
     def fold_pairs(self) -> list[FoldPair]:
         return [(self.conv1, self.prep[0])] if self.stem == "conv" else []
 
+    def whiten_bias(self) -> nn.Parameter | None:
+        """The whitening conv's bias (train's whiten_bias_epochs freezes it after the first epochs)."""
+        return self.conv1.bias if self.stem == "whiten" else None
+
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor) -> bool:
         """stem="whiten": set the first conv to whiten 2x2 patches of `images` (normalized [N, C, H, W], the
@@ -190,4 +198,16 @@ def resnet9_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: obj
     1e-12), pool before norm, logits x 1/9. Any of them can be given back as an option."""
     settings: dict[str, object] = dict(stem="whiten", activation="gelu", norm="bias", bn_momentum=0.4, bn_eps=1e-12,
                                        pool_first=True, head_scale=1 / 9)
+    return ResNet9(num_classes=num_classes, in_chans=in_chans, **{**settings, **options})
+
+
+@register_model(family="fast", paper="airbench94's layout (Jordan 2024) with residual connections (Page 2018)")
+def resnet8_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: object) -> ResNet9:
+    """airbench94's network made residual: the whitened 2x2 stem, then three layers of 64, 256 and 256 channels,
+    each a conv-pool-BN-activation followed by a residual conv-BN-activation (airbench's second conv of each
+    group, here with a shortcut), ReLU (GELU costs 28% more time per step on the CPU, measured here), bias-only
+    BatchNorm (momentum 0.4, eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
+    settings: dict[str, object] = dict(stem="whiten", widths=(64, 256, 256), residual_convs=1,
+                                       residual_layers=(1, 2, 3), activation="relu", norm="bias", bn_momentum=0.4,
+                                       bn_eps=1e-12, pool_first=True, head_scale=1 / 9)
     return ResNet9(num_classes=num_classes, in_chans=in_chans, **{**settings, **options})

@@ -41,6 +41,17 @@ WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training a
 STOP_CHECK_STEPS = 8
 
 
+def whiten_bias(model: nn.Module) -> nn.Parameter:
+    """The bias of the model's whitening stem (`model.whiten_bias()`, resnet9 with stem=whiten)."""
+    found = getattr(model, "whiten_bias", None)
+    bias = found() if callable(found) else None
+    if bias is None:
+        raise UserError(f"whiten_bias_epochs trains the bias of a whitening stem, which this "
+                        f"{type(model).__name__} does not have; use a model with stem=whiten (resnet9_airbench) "
+                        "or set whiten_bias_epochs=0")
+    return bias
+
+
 class Trainer:
     """A model, its data and everything needed to train it step by step.
 
@@ -74,8 +85,10 @@ class Trainer:
             if device.type != "cuda":
                 raise UserError("sync_bn=true needs CUDA GPUs (PyTorch's SyncBatchNorm); leave it off on CPU")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)  # in place: the same parameters
+        # parameters the model itself freezes (a whitening conv's weights) stay frozen through every phase
+        self._frozen = {id(p) for p in self.model.parameters() if not p.requires_grad}
+        self._whiten_bias = whiten_bias(self.model) if cfg.whiten_bias_epochs else None
         self.forward = self._wrap()
-        self._head_only: bool | None = None  # fine-tuning's phase, once the first epoch has set it
         self.optimizer = optimizer or build_optimizer(self.model, cfg)
         self.scaler = grad_scaler(self.precision)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
@@ -100,9 +113,11 @@ class Trainer:
 
     def _wrap(self) -> nn.Module:
         forward = self.model
+        self._trainable = self._trainable_now()
         if self.distributed is not None:
             # DDP reduces the gradients of the parameters that require one when it is built, and PyTorch does not
-            # support changing that set afterwards: fine-tuning wraps anew when its head-only epochs end
+            # support changing that set afterwards: train_epoch wraps anew when it changes (fine-tuning's
+            # head-only epochs, airbench's whitening-bias epochs)
             device_ids = [self.loader.device.index] if self.loader.device.type == "cuda" else None
             forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
         if self.cfg.compile:
@@ -119,11 +134,14 @@ class Trainer:
         """The weights that are evaluated and saved as the model: the EMA when on."""
         return self.ema.module if self.ema is not None else self.model
 
+    def _trainable_now(self) -> tuple[bool, ...]:
+        return tuple(p.requires_grad for p in self.model.parameters())
+
     def set_head_only(self, head_only: bool) -> None:
         """Fine-tuning's first phase: freeze everything but the classifier (and keep its BatchNorm statistics)."""
         head = head_parameters(self.model)
         for param in self.model.parameters():
-            param.requires_grad_(not head_only or id(param) in head)
+            param.requires_grad_(id(param) not in self._frozen and (not head_only or id(param) in head))
         for module in self.model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.train(not head_only)
@@ -135,11 +153,11 @@ class Trainer:
         cfg, state, precision, device = self.cfg, self.state, self.precision, self.loader.device
         self.model.train()
         if cfg.head_epochs:  # fine-tuning: classifier alone first, then everything
-            head_only = state.epoch <= cfg.head_epochs
-            self.set_head_only(head_only)  # every epoch: model.train() above put the BatchNorm layers back
-            if self.distributed is not None and head_only != self._head_only:
-                self.forward = self._wrap()
-            self._head_only = head_only
+            self.set_head_only(state.epoch <= cfg.head_epochs)  # every epoch: model.train() put BatchNorm back
+        if self._whiten_bias is not None:  # airbench94: the whitening bias trains in the first epochs only
+            self._whiten_bias.requires_grad_(state.epoch <= cfg.whiten_bias_epochs)
+        if self.distributed is not None and self._trainable_now() != self._trainable:
+            self.forward = self._wrap()  # DDP reduces the gradients of what trained when it was built
         self.loader.set_position(state.epoch, state.batch)
         sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
         warm_marks = None

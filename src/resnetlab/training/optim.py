@@ -25,51 +25,64 @@ def head_parameters(model: nn.Module) -> set[int]:
     return {id(p) for p in get_classifier().parameters()} if callable(get_classifier) else set()
 
 
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def norm_biases(model: nn.Module) -> set[int]:
+    """ids of the norm layers' biases (the shifts of BatchNorm, GroupNorm and LayerNorm)."""
+    return {id(m.bias) for m in model.modules() if isinstance(m, NORM_LAYERS) and m.bias is not None}
+
+
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool,
-                 backbone_lr_scale: float = 1.0) -> list[dict]:
-    """Parameter groups by (backbone or head) x (decayed or not).
+                 backbone_lr_scale: float = 1.0, norm_bias_lr_scale: float = 1.0) -> list[dict]:
+    """Parameter groups by (backbone or head) x (decayed or not) x (norm bias or not).
 
     Norm scales/shifts and biases (1-D parameters) get no weight decay unless asked (timm's default).
     Each group carries `lr_scale`, the share of the scheduled lr it trains at: `backbone_lr_scale`
-    for everything but the classifier, 1 for the classifier.
+    for everything but the classifier, 1 for the classifier, times `norm_bias_lr_scale` for norm biases,
+    whose weight decay is divided by as much: torch multiplies the decay by the lr, and the multiplier is
+    meant for the biases' steps, not their decay (airbench's bias_scaler).
     """
-    head = head_parameters(model)
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    head, shifts = head_parameters(model), norm_biases(model) if norm_bias_lr_scale != 1.0 else set()
+    groups: dict[tuple[bool, bool, bool], list[nn.Parameter]] = {}
     for param in model.parameters():
         decayed = weight_decay > 0 and (decay_norm_and_bias or param.ndim > 1)
-        groups.setdefault((id(param) in head, decayed), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if decayed else 0.0,
-             "lr_scale": 1.0 if is_head else backbone_lr_scale, "is_head": is_head}
-            for (is_head, decayed), params in groups.items()]
+        groups.setdefault((id(param) in head, decayed, id(param) in shifts), []).append(param)
+    result = []
+    for (is_head, decayed, is_shift), params in groups.items():
+        scale = (1.0 if is_head else backbone_lr_scale) * (norm_bias_lr_scale if is_shift else 1.0)
+        decay = weight_decay / (norm_bias_lr_scale if is_shift else 1.0) if decayed else 0.0
+        result.append({"params": params, "weight_decay": decay, "lr_scale": scale, "is_head": is_head})
+    return result
+
+
+def torch_sgd_hyperparameters(cfg: TrainConfig) -> tuple[float, float]:
+    """(lr, weight_decay) for torch's SGD on the mean loss of `cfg.batch_size` images.
+
+    decoupled=true reads cfg.lr and cfg.weight_decay in airbench94's units (Jordan 2024, its `train`): with
+    kilostep = 1024 (1 + 1/(1 - momentum)), airbench sums the loss and steps lr / kilostep, so on the mean
+    loss the step is lr x batch / kilostep; it decays by weight_decay x batch / kilostep per step, which torch
+    (decay x lr per step) gets from weight_decay / lr."""
+    if not cfg.decoupled:
+        return cfg.lr, cfg.weight_decay
+    kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))
+    return cfg.lr * cfg.batch_size / kilostep, cfg.weight_decay / cfg.lr
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Create the optimizer named by `cfg.optimizer` over all of `model`'s parameters."""
     name = cfg.optimizer.lower()
-    groups = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias, cfg.backbone_lr_scale)
+    lr, weight_decay = torch_sgd_hyperparameters(cfg) if name == "sgd" else (cfg.lr, cfg.weight_decay)
+    groups = param_groups(model, weight_decay, cfg.decay_norm_and_bias, cfg.backbone_lr_scale,
+                          cfg.norm_bias_lr_scale)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-    # Keras 3's defaults: rho 0.9, epsilon 1e-7, Adagrad's initial accumulator 0.1 (torch's: 0.99, 1e-8, 0). The
-    # update is torch's; where exactly epsilon enters may differ from Keras' kernels, which matters only near 0
-    if name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
-    if name == "nadam":
-        return torch.optim.NAdam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), eps=1e-7)
-    if name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=cfg.lr, initial_accumulator_value=0.1, eps=1e-7)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}{did_you_mean(name, OPTIMIZERS)}; "
-                      f"choose one of {', '.join(OPTIMIZERS)}")
-
-
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | None = None) -> Schedule:
     """Return iteration -> lr multiplier: linear warm-up, then cosine, onecycle, step, multistep or constant.
 
-    onecycle (Smith & Topin 2018, as airbench uses it) rises linearly from lr/25 over the warm-up
-    (warmup_epochs, default 25% of training) and falls linearly to 0 at the end.
+    onecycle (Smith & Topin 2018, as airbench uses it) rises linearly from lr x start_lr_factor (default
+    1/25) over the warm-up (warmup_epochs, default 25% of training) and falls linearly to lr x end_lr_factor
+    (default 0) at the end: airbench94's triangle is start 0.2, peak at 23%, end 0.07.
     """
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}{did_you_mean(cfg.schedule, SCHEDULES)}; choose one of "
@@ -86,7 +99,7 @@ def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | No
         if cfg.schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         if cfg.schedule == "onecycle":
-            return 1.0 - progress
+            return 1.0 - (1.0 - cfg.end_lr_factor) * progress
         if cfg.schedule == "step":
             return cfg.gamma ** int(step / steps_per_epoch // cfg.step_size)
         if cfg.schedule == "multistep":
@@ -95,7 +108,8 @@ def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | No
 
     def schedule(step: int) -> float:
         if step < warmup:
-            start = ONECYCLE_START if cfg.schedule == "onecycle" else 0.0
+            start = 0.0 if cfg.schedule != "onecycle" else \
+                ONECYCLE_START if cfg.start_lr_factor is None else cfg.start_lr_factor
             return start + (1.0 - start) * (step + 1) / warmup
         return after_warmup(step)
 
