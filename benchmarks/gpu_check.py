@@ -4,8 +4,9 @@
     python benchmarks/gpu_check.py --device cpu    # rehearse the script itself without a GPU
 
 Checks on the GPU: every model family trains a step and matches its CPU forward; channels_last and
-bf16/fp16 autocast agree with fp32; a full `resnetlab.train` run on the digits; model files written
-on the GPU load on the CPU. Prints one line per check and writes the results as JSON. Exits 1 if any
+bf16/fp16 autocast agree with fp32; the fast-cifar recipe trains in bf16 and fp16; a full `resnetlab.train`
+run on the digits; model files written on the GPU load on the CPU. Prints one line per check and writes
+the results as JSON. Exits 1 if any
 check fails, 2 if no GPU is visible. (Multi-process DDP over NCCL joins when training gains it.)
 """
 
@@ -108,6 +109,33 @@ def ddp_over_nccl() -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
     return "2-process NCCL run finished"
+
+
+@check
+def fast_cifar_recipe() -> str:
+    """recipe=fast-cifar (resnet8_airbench with airbench's pieces, batch 1024, channels_last) for a few epochs in
+    bf16 and fp16 (loss scaling), on synthetic 32x32 images: the GPU machine has no CIFAR-10."""
+    import numpy as np
+
+    from resnetlab.config import load_config
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 6144)
+    images = rng.integers(0, 80, (6144, 32, 32, 3), dtype=np.uint8)
+    for k in range(10):  # class k: a bright band of rows at 3k
+        images[labels == k, 3 * k:3 * k + 3] = 250
+    results = []
+    with tempfile.TemporaryDirectory() as project:
+        data = Path(project) / "bands.npz"
+        np.savez(data, x_train=images[:5120], y_train=labels[:5120], x_test=images[5120:], y_test=labels[5120:])
+        for precision in ("bf16", "fp16") if DEVICE.startswith("cuda") else ("bf16",):
+            config = load_config(overrides={"recipe": "fast-cifar", "data": str(data), "device": DEVICE,
+                                            "precision": precision, "epochs": "6", "warmup_epochs": "1.4",
+                                            "project": project, "plots": "false"})
+            result = resnetlab.train(config, display="none")
+            assert result.test.accuracy > 0.5, (precision, result.test.accuracy)
+            results.append(f"{precision} {result.test.accuracy:.1%}")
+    return "fast-cifar on synthetic bands after 6 epochs: " + ", ".join(results)
 
 
 @check

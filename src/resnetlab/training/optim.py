@@ -77,6 +77,22 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
                           cfg.norm_bias_lr_scale)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+    # Keras 3's defaults: rho 0.9, epsilon 1e-7, Adagrad's initial accumulator 0.1 (torch's: 0.99, 1e-8, 0). The
+    # update is torch's; where exactly epsilon enters may differ from Keras' kernels, which matters only near 0
+    if name == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum)
+    if name == "nadam":
+        return torch.optim.NAdam(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), eps=1e-7)
+    if name == "adagrad":
+        return torch.optim.Adagrad(groups, lr=cfg.lr, initial_accumulator_value=0.1, eps=1e-7)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}{did_you_mean(name, OPTIMIZERS)}; "
+                      f"choose one of {', '.join(OPTIMIZERS)}")
+
+
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | None = None) -> Schedule:
     """Return iteration -> lr multiplier: linear warm-up, then cosine, onecycle, step, multistep or constant.
 
