@@ -305,6 +305,7 @@ def test_string_labels_are_learned_kept_in_the_h5_file_and_predicted_by_name(tmp
     with pytest.raises(ValueError, match="the label 'emu', which is none of the model's classes"):
         again.evaluate(x[:2], ["cat", "emu"])
     Image.fromarray(x[0]).save(tmp_path / "a.png")
+    capsys.readouterr()  # evaluate printed Keras' closing lines (verbose="auto")
     assert main(["predict", str(tmp_path / "animals.h5"), str(tmp_path / "a.png"), "--json", "--backend", "torch"]) == 0
     top = json.loads(capsys.readouterr().out)[0]["top"][0]
     assert top["label"] == labels[0] and top["label"] in ("cat", "dog", "owl")

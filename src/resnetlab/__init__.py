@@ -9,7 +9,11 @@
 
 __version__ = "0.1.0"
 
-from . import models  # noqa: E402,F401  (registers every architecture)
+from . import (  # noqa: E402,F401,I001  (resnetlab.callbacks and .optimizers, as keras.*)
+    callbacks,
+    models,  # noqa: E402,F401  (registers every architecture)
+    optimizers,
+)
 from .analysis.evaluation import EvalResult, evaluate_model  # noqa: E402
 from .analysis.explain import grad_cam  # noqa: E402
 from .analysis.report import EvaluationReport, evaluate  # noqa: E402

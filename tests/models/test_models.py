@@ -34,6 +34,9 @@ PARAM_COUNTS = {
     "resnet9": 6_573_120,
     # airbench's whitening stem: 3->24 channels 2x2 with bias (312) instead of the 64-channel prep conv and BN
     "resnet9_airbench": 6_525_496,
+    # airbench94's network (its published 1.97M): whitening 312, convs 24x64x9 + 64x64x9 + 64x256x9 + 3 x 256x256x9,
+    # BatchNorm 2 x 2 x (64 + 256 + 256) (bias and the fixed scale), linear 256x10; shortcuts add none
+    "resnet8_airbench": 1_972_792,
 }
 
 

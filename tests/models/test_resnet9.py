@@ -139,3 +139,18 @@ def test_settings_words_reach_resnet9_and_a_stem_of_another_family_is_refused():
         resnetlab.create_model("resnet20", stem="whiten")
     with pytest.raises(ConfigError, match="does not take option 'width'"):
         resnetlab.create_model("resnet20", width=16)
+
+
+def test_flops_of_the_fast_family_from_their_layer_shapes():
+    from resnetlab.models.summary import count_flops
+
+    # resnet8_airbench at 32x32, multiply-adds per layer: whitening 2x2 (31x31 out), then layer by layer at
+    # 31x31, 15x15 (residual), 15x15, 7x7 (residual), 7x7, 3x3 (residual), and the linear head
+    macs = (31 * 31 * 24 * 3 * 4 + 31 * 31 * 64 * 24 * 9 + 15 * 15 * 64 * 64 * 9 + 15 * 15 * 256 * 64 * 9
+            + 7 * 7 * 256 * 256 * 9 * 2 + 3 * 3 * 256 * 256 * 9 + 256 * 10)
+    assert count_flops(resnetlab.create_model("resnet8_airbench"), (3, 32, 32)) == 2 * macs  # 0.236 GFLOPs
+    # Page's ResNet-9: prep at 32x32, layer1 at 32x32 then its residual at 16x16, layer2 at 16x16, layer3 at
+    # 8x8 then its residual at 4x4
+    page = (32 * 32 * 64 * 3 * 9 + 32 * 32 * 128 * 64 * 9 + 2 * 16 * 16 * 128 * 128 * 9 + 16 * 16 * 256 * 128 * 9
+            + 8 * 8 * 512 * 256 * 9 + 2 * 4 * 4 * 512 * 512 * 9 + 512 * 10)
+    assert count_flops(resnetlab.create_model("resnet9"), (3, 32, 32)) == 2 * page  # 0.759 GFLOPs

@@ -16,6 +16,7 @@ from ..data.stream import FileLoader
 from ..errors import DataError
 from ..info import ModelInfo
 from ..runtime import FP32, Inference, batched_logits, model_device
+from .metrics import class_scores, from_confusion
 
 ECE_BINS = 15  # equal-width confidence bins (Guo et al. 2017, "On Calibration of Modern Neural Networks")
 
@@ -56,8 +57,7 @@ class EvalResult:
         present = (self.support > 0) | (self.confusion.sum(axis=0) > 0)
         precision, recall, f1 = (np.nan_to_num(a[present]) for a in (self.precision, self.recall, self.f1))
         weights = self.support[present] / self.support[present].sum()
-        return {"macro": {"precision": float(precision.mean()), "recall": float(recall.mean()),
-                          "f1": float(f1.mean())},
+        return {"macro": {kind: from_confusion(kind, self.confusion) for kind in ("precision", "recall", "f1")},
                 "weighted": {"precision": float(weights @ precision), "recall": float(weights @ recall),
                              "f1": float(weights @ f1)}}
 
@@ -119,12 +119,8 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: lis
     top5 = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
     confusion = torch.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes)
     confusion = confusion.reshape(num_classes, num_classes).numpy()
-    support, predicted_count, hits = confusion.sum(axis=1), confusion.sum(axis=0), np.diag(confusion)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, hits / support, np.nan)
-        precision = np.where(predicted_count > 0, hits / predicted_count, np.nan)
-        both = np.nan_to_num(precision) + np.nan_to_num(recall)
-        f1 = np.where(both > 0, 2 * np.nan_to_num(precision) * np.nan_to_num(recall) / both, 0.0)
+    support = confusion.sum(axis=1)
+    precision, recall, f1 = class_scores(confusion)
     probs = torch.softmax(logits, dim=1).numpy()
     return EvalResult(
         loss=sample_losses.mean().item(),

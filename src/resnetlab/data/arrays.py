@@ -208,3 +208,22 @@ def encode_labels(labels: Any, class_names: list[str] | None, num_classes: int |
         raise DataError(f"{name} holds the label {unknown[0]!r}, which is none of the model's classes "
                         f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
     return np.array([index[v] for v in values], dtype=np.int64), names
+
+
+def with_weights(data: ImageSet, sample_weight: Any, name: str = "sample_weight") -> ImageSet:
+    """`data` with a loss weight per image (Keras' sample_weight: an array, list or tensor of N numbers)."""
+    if sample_weight is None:
+        return data
+    weights = torch.as_tensor(np.asarray(sample_weight, dtype=np.float32)).reshape(-1)
+    if len(weights) != len(data):
+        raise ValueError(f"{name} has {len(weights)} values for {len(data)} images; give one weight per image")
+    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"{name} must be finite and >= 0")
+    return ImageSet(data.images, data.labels, weights)
+
+
+def is_arraylike(x: Any) -> bool:
+    """Images given as one array: a NumPy array, a torch tensor, or a (nested) list of numbers or arrays."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return True
+    return isinstance(x, list) and len(x) > 0 and isinstance(x[0], (np.ndarray, list, int, float, np.number))

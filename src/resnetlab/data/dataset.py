@@ -16,10 +16,12 @@ class ImageSet:
 
     images: uint8 [N, C, H, W] in 0..255, or float32 [N, C, H, W] in 0..1
     labels: int64 [N] class indices
+    weights: float32 [N] per-image loss weights (Keras' sample_weight), or None for all 1
     """
 
     images: torch.Tensor
     labels: torch.Tensor
+    weights: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -29,6 +31,12 @@ class ImageSet:
         if self.labels.ndim != 1 or len(self.labels) != len(self.images):
             raise DataError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}; "
                             f"give one integer label per image")
+        if self.weights is not None:
+            if self.weights.shape != (len(self.images),):
+                raise DataError(f"{len(self.images)} images but sample weights of shape {tuple(self.weights.shape)}; "
+                                "give one weight per image")
+            if not bool(torch.isfinite(self.weights).all()) or bool((self.weights < 0).any()):
+                raise DataError("sample weights must be finite and >= 0")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -44,7 +52,8 @@ class ImageSet:
         return 1.0 / 255.0 if self.images.dtype == torch.uint8 else 1.0
 
     def subset(self, indices: torch.Tensor) -> ImageSet:
-        return ImageSet(self.images[indices], self.labels[indices])
+        return ImageSet(self.images[indices], self.labels[indices],
+                        None if self.weights is None else self.weights[indices])
 
 
 @dataclass

@@ -72,15 +72,18 @@ class EpochBatches:
         if batch_size % self.world:
             raise ValueError(f"batch_size {batch_size} does not split evenly over {self.world} processes")
         self.epoch, self.start_batch = 0, 0
+        self.max_batches: int | None = None  # Keras' steps_per_epoch: the epoch ends after this many batches
 
     def __len__(self) -> int:
         full, rest = divmod(self.count, self.batch_size)
-        return full if (self.drop_last or rest == 0) else full + 1
+        batches = full if (self.drop_last or rest == 0) else full + 1
+        return batches if self.max_batches is None else min(batches, self.max_batches)
 
     @property
     def num_samples(self) -> int:
         """Images per epoch over all processes."""
-        return len(self) * self.batch_size if self.drop_last else self.count
+        limited = self.max_batches is not None and self.max_batches * self.batch_size < self.count
+        return len(self) * self.batch_size if self.drop_last or limited else self.count
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.start_batch = epoch, 0
@@ -91,7 +94,8 @@ class EpochBatches:
 
 
 class BatchLoader(EpochBatches):
-    """Yield (images float32 [B, C, H, W] normalized, labels int64 [B] or soft targets [B, K]) on `device`.
+    """Yield (images float32 [B, C, H, W] normalized, labels int64 [B] or soft targets [B, K]) on `device`, and
+    the images' sample weights float32 [B] third when the data has them.
 
     The epoch order comes from (seed, epoch) and each batch's augmentation from (seed, epoch, batch),
     so any batch is reproducible on its own: `set_position` resumes mid-epoch exactly. With
@@ -119,6 +123,7 @@ class BatchLoader(EpochBatches):
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
+        self.weights = None if getattr(data, "weights", None) is None else data.weights.float().to(self.device)
         self.shuffle = shuffle
         self.augment = augment if augment is not None and augment.active else None
         self.normalize = Normalize(mean, std, data.scale, self.device)
@@ -143,10 +148,12 @@ class BatchLoader(EpochBatches):
             normalized = self.normalize(images)
             if self.batch_augment is not None:  # cutout/erasing/mixup/cutmix; labels may become soft targets
                 normalized, labels = self.batch_augment(normalized, labels, generator)
+            weights = None if self.weights is None else self.weights[index]
             if self.world > 1:
                 part = len(labels) // self.world  # equal parts: a short last batch drops its remainder
                 if part == 0:
                     continue
-                normalized = normalized[self.rank * part:(self.rank + 1) * part]
-                labels = labels[self.rank * part:(self.rank + 1) * part]
-            yield normalized, labels
+                mine = slice(self.rank * part, (self.rank + 1) * part)
+                normalized, labels = normalized[mine], labels[mine]
+                weights = None if weights is None else weights[mine]
+            yield (normalized, labels) if weights is None else (normalized, labels, weights)

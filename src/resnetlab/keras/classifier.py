@@ -17,6 +17,7 @@ and the lr callbacks changed).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,6 @@ from ..data.arrays import (
     arrays_to_imageset,
     as_image_batch,
     encode_labels,
-    hold_out_last,
     label_count,
 )
 from ..data.augment import Augment
@@ -51,11 +51,13 @@ from ..training.loop import Trainer
 from ..training.optim import base_lr, build_optimizer
 from ..training.progress import ProgressCallback, make_progress
 from ..training.run import call_seed
-from . import weights as weight_files
+from . import optimizers
 from .batch import BatchCalls
 from .callbacks import Callback
 from .history import History
 from .hooks import KerasCallbacks
+from .inputs import check_fit_arguments, first_validation_batches, fit_splits, gather, gather_images
+from .metrics import KerasMetrics, evaluation_logs, first_batches, keras_line, weighted_names
 from .settings import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
@@ -65,9 +67,10 @@ from .settings import (
     default_compiled,
     input_shape_to_chw,
 )
+from .weights import WeightCalls
 
 
-class Classifier(BatchCalls):
+class Classifier(BatchCalls, WeightCalls):
     """An image classifier with Keras' workflow on NumPy arrays (NHWC) or torch tensors (NCHW).
 
     Args:
@@ -168,16 +171,21 @@ class Classifier(BatchCalls):
 
     # --- Keras API ---------------------------------------------------------------------------
 
-    def compile(self, optimizer: str | torch.optim.Optimizer = "adam", loss: str = "sparse_categorical_crossentropy",
+    def compile(self, optimizer: str | torch.optim.Optimizer | optimizers.Optimizer = "adam",
+                loss: str | Callable = "sparse_categorical_crossentropy",
                 metrics: list[str] | tuple[str, ...] = ("accuracy",), *, learning_rate: float | None = None,
                 weight_decay: float = 0.0, momentum: float | None = None, label_smoothing: float = 0.0,
-                schedule: str = "constant") -> None:
-        """Choose the optimizer (name or a torch.optim instance over `self.model`), loss and metrics."""
+                schedule: str = "constant", weighted_metrics: list[str] | tuple[str, ...] = (),
+                precision: str = "auto") -> None:
+        """Choose the optimizer (name or a torch.optim instance over `self.model`), loss and metrics (Keras'
+        names, keras/settings.py METRICS; `weighted_metrics` are weighted by sample_weight). `precision`:
+        training arithmetic, auto (bf16 where the device is fast at it), fp32, bf16 or fp16."""
         if isinstance(optimizer, torch.optim.Optimizer):
             check_optimizer(self.model, optimizer)
         self._compiled = compiled_settings(optimizer, loss, metrics, learning_rate=learning_rate,
                                            weight_decay=weight_decay, momentum=momentum,
-                                           label_smoothing=label_smoothing, schedule=schedule)
+                                           label_smoothing=label_smoothing, schedule=schedule,
+                                           weighted_metrics=weighted_metrics, precision=precision)
 
     def _labels(self, y: Any, name: str) -> Any:
         """String labels as indices: the classes are learned from the first ones and kept in saved files."""
@@ -190,38 +198,40 @@ class Classifier(BatchCalls):
     def _imageset(self, x: Any, y: Any, names: tuple[str, str]) -> ImageSet:
         return arrays_to_imageset(x, y, expected=self.info.input_size, num_classes=self.info.num_classes, names=names)
 
-    def fit(self, x: Any, y: Any, *, epochs: int = 1, batch_size: int | None = None,
-            validation_data: tuple[Any, Any] | None = None, validation_split: float = 0.0, shuffle: bool = True,
-            verbose: int | str = "auto", class_weight: dict[int, float] | None = None,
-            callbacks: Sequence[Callback] | None = None, augment: Augment | None = None,
-            initial_epoch: int = 0) -> History:
+    def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int | None = None,
+            validation_data: tuple[Any, ...] | None = None, validation_split: float = 0.0, shuffle: bool = True,
+            verbose: int | str = "auto", class_weight: dict[int, float] | None = None, sample_weight: Any = None,
+            callbacks: Sequence[Callback] | None = None, augment: Augment | None = None, initial_epoch: int = 0,
+            steps_per_epoch: int | None = None, validation_steps: int | None = None,
+            validation_batch_size: int | None = None, validation_freq: int = 1) -> History:
         """Train on images `x` and labels `y`; return a History (`history.history["val_accuracy"]`...).
 
         `class_weight` ({class index: weight}, others 1) weights each image's loss by its class, as Keras
-        does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). `callbacks` are
+        does; the batch loss is the weighted mean (PyTorch's CrossEntropyLoss(weight=)). `sample_weight` (one
+        weight per image; validation_data may carry a third item, its own) makes the loss Keras' sum(weight x
+        loss) / batch size and weights compile's weighted_metrics, not its metrics. `callbacks` are
         those of `resnetlab.callbacks` (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, ... as in Keras).
         Each call continues training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees
         new orders), from the optimizer state and lr the last call left. `initial_epoch` (from 0) resumes the
-        count as in Keras: epochs initial_epoch+1 .. epochs are trained, and History and callbacks number them so."""
+        count as in Keras: epochs initial_epoch+1 .. epochs are trained, and History and callbacks number them so.
+        `x` may also be a torch Dataset of (image, label) items, a DataLoader or generator of (x, y[, weights])
+        batches (the first `steps_per_epoch` of them, or all), a folder of class folders or a dataset name; they
+        are read into memory once (an endless generator needs steps_per_epoch).
+        `steps_per_epoch` ends each epoch after that many batches (of a fresh shuffle); `validation_steps` and
+        `validation_batch_size` (default batch_size) validate on the first batches only; `validation_freq`
+        validates every that many epochs (the val_ lists are shorter, as in Keras)."""
+        if y is None:  # a Dataset, DataLoader, generator, folder or name: read into memory (arrays need y)
+            x, y, sample_weight = gather(x, None, sample_weight, steps=steps_per_epoch)
+        if validation_data is not None and not isinstance(validation_data, tuple):
+            validation_data = gather(validation_data, None, None, steps=validation_steps, name="validation_data")
+            validation_data = validation_data if validation_data[2] is not None else validation_data[:2]
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
-        if not 0 <= initial_epoch < epochs:  # Keras would train nothing; say why instead
-            raise ValueError(f"initial_epoch={initial_epoch} must be in 0..{epochs - 1}: as in Keras, epochs is the "
-                             f"index to train up to, not a count")
-        y = self._labels(y, "y")
-        self._ensure_built(x, y)
-        train = self._imageset(x, y, ("x", "y"))
-        val = None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._imageset(validation_data[0], self._labels(validation_data[1], "validation_data[1]"),
-                                 names=("validation_data[0]", "validation_data[1]"))
-        elif validation_split > 0:
-            train, val = hold_out_last(train, validation_split)
+        check_fit_arguments(epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                            initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                            validation_steps=validation_steps, validation_freq=validation_freq)
+        train, val = fit_splits(self, x, y, sample_weight=sample_weight, validation_data=validation_data,
+                                validation_split=validation_split)
+        val = first_validation_batches(val, validation_steps, validation_batch_size or batch_size)
         if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
             mean, std = channel_stats(train)
             self.info = replace(self.info, mean=mean, std=std)
@@ -232,19 +242,27 @@ class Classifier(BatchCalls):
         loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
                              shuffle=shuffle, augment=augment, seed=call_seed(self.seed, self._fits),
                              drop_last=needs_drop_last(len(train), batch_size))
+        if steps_per_epoch is not None:
+            if steps_per_epoch > len(loader):  # Keras stops with "your input ran out of data"; say it first
+                raise ValueError(f"steps_per_epoch={steps_per_epoch}, but {len(train)} images make {len(loader)} "
+                                 f"batches of {batch_size}; give at most {len(loader)}")
+            loader.max_batches = steps_per_epoch
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
         compiled = self._compiled
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
-            compiled.optimizer = build_optimizer(self.model, cfg)
+            compiled.optimizer = compiled.spec.build(self.model) if compiled.spec else build_optimizer(self.model, cfg)
         weights = class_weight_tensor(class_weight, self.info.num_classes)
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
-                          class_weight=weights)
-        history = History(trainer.history, compiled.metrics, model=self)
+                          class_weight=weights, criterion=compiled.loss_fn)
+        history = History(trainer.history, compiled.metrics, model=self,
+                          weighted=weighted_names(compiled.metrics, compiled.weighted_metrics))
         history.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
                           "metrics": history.keys(val is not None)}
         keras_callbacks = KerasCallbacks(callbacks or (), self, history)
-        trainer.callbacks = [compiled.lr_scale, ProgressCallback(make_progress(progress)), keras_callbacks]
+        trainer.callbacks = [compiled.lr_scale, ProgressCallback(make_progress(progress)),
+                             KerasMetrics(history, self.info.class_names), keras_callbacks]
         trainer.state.epoch = initial_epoch + 1  # 1-based in the loop
+        trainer.validate_every = validation_freq
         self.stop_training, self._trainer = False, trainer
         try:
             trainer.run()
@@ -280,73 +298,59 @@ class Classifier(BatchCalls):
         else:
             self._compiled.lr_scale.pending = float(lr)
 
-    def get_weights(self) -> list[np.ndarray]:
-        """Every weight and buffer (BatchNorm statistics too) as NumPy copies in state-dict order, as Keras'."""
-        self._require_model()
-        return weight_files.get_weights(self.model)
-
-    def set_weights(self, arrays: Sequence[np.ndarray]) -> None:
-        """Load arrays from `get_weights` (same order and shapes)."""
-        self._require_model()
-        weight_files.set_weights(self.model, arrays)
-
-    def save_weights(self, path: str | Path) -> Path:
-        """Keras 3's `save_weights("name.weights.h5")` (`.safetensors` too): the weights with their metadata."""
-        self._require_model()
-        return weight_files.save_weights(self.model, self.info, path)
-
-    def load_weights(self, path: str | Path) -> None:
-        """Read weights into this model (same architecture; every name and shape must match)."""
-        self._require_model()
-        weight_files.load_weights(self.model, path)
-
-    def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None, verbose: int | str = "auto",
-                 return_dict: bool = False, report_dir: str | Path | None = None
-                 ) -> float | list[float] | dict[str, float]:
+    def evaluate(self, x: Any, y: Any = None, *, batch_size: int | None = None, verbose: int | str = "auto",
+                 sample_weight: Any = None, steps: int | None = None, return_dict: bool = False,
+                 report_dir: str | Path | None = None) -> float | list[float] | dict[str, float]:
         """The loss and the compiled metrics on images `x`, labels `y`, as Keras returns them: a list
         [loss, accuracy, ...] in the order given to compile (the loss alone without metrics), or with
         `return_dict=True` a dict keyed by those names ({"loss": ..., "accuracy": ...}).
 
-        With `report_dir`, also write the full evaluation report there (metrics.json, plots,
-        predictions.csv, report.html). `verbose` is accepted for Keras code; nothing is shown.
+        `sample_weight` (one weight per image) weights the loss and compile's `weighted_metrics`, as in Keras;
+        `steps` evaluates the first `steps` batches only. `verbose` 1 or "auto" prints Keras' closing line
+        (batches, seconds, each result), 0 nothing. With `report_dir`, also write the full evaluation report
+        there (metrics.json, plots, predictions.csv, report.html).
         """
         self._require_model()
+        started = time.perf_counter()
+        x, y, sample_weight = gather(x, y, sample_weight, steps=steps)  # fit's inputs too (datasets, folders...)
+        batch_size = EVAL_BATCH_SIZE if batch_size is None else batch_size
         data = self._imageset(x, self._labels(y, "y"), ("x", "y"))
-        logits = batched_logits(self.model, data.images, self.info, device=self.device,
-                                batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
+        if steps is not None:
+            data, sample_weight = first_batches(data, sample_weight, steps, batch_size)
+        logits = batched_logits(self.model, data.images, self.info, device=self.device, batch_size=batch_size)
         result = compute_metrics(logits, data.labels, self.info.class_names)
         if report_dir is not None:
             EvaluationReport(result, self.info, f"Classifier({self.info.arch.name})", "arrays", "given", "none",
                              "model", [f"index {i}" for i in range(len(data))], tensor_images(data.images)
                              ).write(report_dir)
-        out = {"loss": result.loss}
-        for name, metric in self._compiled.metrics.items():
-            out[name] = result.accuracy if metric == "accuracy" else result.top5
+        out = evaluation_logs(result, self._compiled, sample_weight, logits)
+        if verbose not in (0, "0"):
+            print(keras_line(math.ceil(len(data) / batch_size), time.perf_counter() - started, out))
         if return_dict:
             return out
         return list(out.values()) if len(out) > 1 else out["loss"]
 
-    def predict(self, x: Any, *, batch_size: int | None = None, verbose: int | str = "auto") -> np.ndarray:
+    def predict(self, x: Any, *, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None) -> np.ndarray:
         """Class probabilities float32 [N, num_classes] for a batch, one image (HWC or CHW, or a PIL image), or
-        image files (a path or a list of paths). (`verbose` is accepted for Keras code; nothing is shown.)"""
+        image files (a path or a list of paths). `steps`: only the first `steps` batches; `verbose` 1 or
+        "auto" prints Keras' closing line (batches and time), 0 nothing."""
         self._require_model()
+        started = time.perf_counter()
+        batch_size = EVAL_BATCH_SIZE if batch_size is None else batch_size
         training = self.model.training
         try:  # the model as it is now (it may be mid-training): no export, no backend measurement
-            predictor = Predictor(self.model, self.info, device=self.device, backend="torch",
-                                  batch_size=EVAL_BATCH_SIZE if batch_size is None else batch_size)
-            pixels = as_image_batch(x, self.info.input_size, interpolation=self.info.interpolation,
-                                    crop_pct=self.info.crop_pct)
-            return torch.softmax(predictor.logits(pixels), dim=1).numpy()
+            predictor = Predictor(self.model, self.info, device=self.device, backend="torch", batch_size=batch_size)
+            pixels = as_image_batch(gather_images(x, steps), self.info.input_size,
+                                    interpolation=self.info.interpolation, crop_pct=self.info.crop_pct)
+            if steps is not None:
+                pixels = first_batches(pixels, None, steps, batch_size)[0]
+            probs = torch.softmax(predictor.logits(pixels), dim=1).numpy()
         finally:
             self.model.train(training)  # the Predictor switched it to eval mode
-
-    def predict_classes(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
-        """Most likely class index per image, int64 [N]."""
-        return self.predict(x, batch_size=batch_size).argmax(axis=1)
-
-    def predict_labels(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
-        """Most likely class name per image (the string labels fit learned, or the given class_names)."""
-        return np.array(self.info.class_names, dtype=object)[self.predict_classes(x, batch_size=batch_size)]
+        if verbose not in (0, "0"):
+            print(keras_line(math.ceil(len(probs) / batch_size), time.perf_counter() - started, {}))
+        return probs
 
     def save(self, path: str | Path) -> Path:
         """Write a model file: `.h5` (HDF5, as in the Keras tutorial) or `.safetensors`."""
@@ -374,11 +378,6 @@ class Classifier(BatchCalls):
         for line in [*layer_table(self.model, (c, h, w), depth), f"Input: ({h}, {w}, {c}), "
                      f"{self.info.num_classes} classes"]:
             (print_fn or print)(line)
-
-    def count_params(self) -> int:
-        """Keras' count: every weight, BatchNorm statistics included (summary()'s "Total params")."""
-        self._require_model()
-        return sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("num_batches_tracked"))
 
     def _require_model(self) -> None:
         if self.model is None:

@@ -7,6 +7,7 @@ computes; everything else is checked by the library's own config (ranges, "did y
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,11 +16,18 @@ import torch
 from ..config import TrainConfig, load_config
 from ..errors import did_you_mean
 from ..training.lr_scale import LrScale
+from .optimizers import Optimizer as KerasOptimizer
+from .optimizers import torch_optimizer_name
 
 LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "cross_entropy")
+# compile's metric names (Keras' strings, and its class names) -> the kind analysis/metrics.py computes
 METRICS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy": "accuracy",
            "categorical_accuracy": "accuracy", "top5": "top5", "top_5_accuracy": "top5",
-           "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5"}
+           "sparse_top_k_categorical_accuracy": "top5", "top_k_categorical_accuracy": "top5",
+           "precision": "precision", "Precision": "precision", "recall": "recall", "Recall": "recall",
+           "f1_score": "f1", "F1Score": "f1", "f1": "f1", "auc": "auc", "AUC": "auc",
+           "per_class_accuracy": "per_class"}
+LOOP_KINDS = ("accuracy", "top5")  # what the training loop itself sums per epoch (the rest: keras/metrics.py)
 # Keras 3's default learning rates for the same optimizers (keras.optimizers.*)
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "nadam": 1e-3, "adagrad": 1e-3}
 NO_MOMENTUM = ("sgd", "rmsprop")  # Keras' SGD and RMSprop default to momentum 0; Adam's and NAdam's beta1 is 0.9
@@ -33,7 +41,10 @@ class Compiled:
 
     train: TrainConfig
     optimizer: torch.optim.Optimizer | None
-    metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> accuracy | top5
+    metrics: dict[str, str]  # the names given to compile (Keras keys results by them) -> their kind (METRICS)
+    weighted_metrics: dict[str, str] = field(default_factory=dict)  # the same, weighted by sample_weight
+    spec: KerasOptimizer | None = None  # a resnetlab.optimizers object: builds `optimizer` at the first fit
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # None: the built-in cross-entropy
     # callbacks' and `learning_rate`'s changes to the schedule, kept from one fit call to the next (its
     # `pending`: an lr set between fit calls, where the next fit starts)
     lr_scale: LrScale = field(default_factory=LrScale)
@@ -44,34 +55,54 @@ def default_compiled() -> Compiled:
     return compiled_settings()
 
 
-def compiled_settings(optimizer: str | torch.optim.Optimizer = "adam", loss: str = "sparse_categorical_crossentropy",
+def compiled_settings(optimizer: str | torch.optim.Optimizer | KerasOptimizer = "adam",
+                      loss: str | Callable = "sparse_categorical_crossentropy",
                       metrics: list[str] | tuple[str, ...] = ("accuracy",), *, learning_rate: float | None = None,
                       weight_decay: float = 0.0, momentum: float | None = None, label_smoothing: float = 0.0,
-                      schedule: str = "constant") -> Compiled:
+                      schedule: str = "constant", weighted_metrics: list[str] | tuple[str, ...] = (),
+                      precision: str = "auto") -> Compiled:
     """`compile`'s arguments checked and turned into settings (an optimizer instance is checked by the caller)."""
-    if loss not in LOSSES:
+    loss_fn = None
+    if isinstance(loss, torch.nn.CrossEntropyLoss) and loss.weight is None and loss.reduction == "mean" \
+            and loss.ignore_index < 0:  # the built-in loss: its label smoothing becomes the setting
+        label_smoothing = label_smoothing or loss.label_smoothing
+    elif callable(loss):  # a torch loss module or a function (logits, targets) -> scalar, used as given
+        loss_fn = loss
+    elif loss not in LOSSES:
         raise ValueError(f"unsupported loss {loss!r}{did_you_mean(str(loss), LOSSES)}; use one of "
-                         f"{', '.join(LOSSES)} (integer and one-hot labels both work with either)")
-    unknown = [m for m in metrics if m not in METRICS]
+                         f"{', '.join(LOSSES)} (integer and one-hot labels both work with either), a torch loss "
+                         "module, or a function (logits, targets) -> loss")
+    unknown = [m for m in (*metrics, *weighted_metrics) if m not in METRICS]
     if unknown:
-        raise ValueError(f"unsupported metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)}; use "
-                         f"'accuracy' or 'top5'")
-    instance = None
-    if isinstance(optimizer, torch.optim.Optimizer):
-        instance, name = optimizer, "sgd"
+        raise ValueError(f"unsupported metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)}; use one of "
+                         "accuracy, top_k_categorical_accuracy (top 5), precision, recall, f1_score, auc, "
+                         "per_class_accuracy")
+    instance, spec, given = None, None, {}
+    if isinstance(optimizer, torch.optim.Optimizer):  # its own hyperparameters, recorded from its first group
+        instance, name = optimizer, torch_optimizer_name(optimizer)
+        group = optimizer.param_groups[0]
+        given = {"lr": group["lr"], "weight_decay": group.get("weight_decay", 0.0),
+                 "momentum": group.get("momentum", group.get("betas", (0.0,))[0]), "nesterov": group.get("nesterov")}
+    elif isinstance(optimizer, KerasOptimizer):  # resnetlab.optimizers.SGD(learning_rate=...), as keras.optimizers
+        spec, given = optimizer, optimizer.settings()
+        name = given.pop("optimizer")
     else:
         name = str(optimizer).lower()
         if name not in DEFAULT_LR:
             raise ValueError(f"unknown optimizer {optimizer!r}{did_you_mean(name, DEFAULT_LR)}; use one of "
                              f"{', '.join(DEFAULT_LR)} or a torch.optim.Optimizer")
+    if given and (learning_rate is not None or momentum is not None or weight_decay):
+        raise ValueError("compile's learning_rate, momentum and weight_decay are for an optimizer given by name; "
+                         "an optimizer object carries its own: set them on it")
     # The library's own typed checks ("did you mean", ranges); ConfigError is a ValueError.
     cfg = load_config(overrides={
         "optimizer": name, "lr": DEFAULT_LR[name] if learning_rate is None else learning_rate,
         "weight_decay": weight_decay, "momentum": momentum if momentum is not None else (
             0.0 if name in NO_MOMENTUM else 0.9),
-        "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule,
-        "batch_size": DEFAULT_BATCH_SIZE, "epochs": 1}).train
-    return Compiled(cfg, instance, {m: METRICS[m] for m in metrics})
+        "nesterov": False, "label_smoothing": label_smoothing, "schedule": schedule, "precision": precision,
+        "batch_size": DEFAULT_BATCH_SIZE, "epochs": 1, **{k: v for k, v in given.items() if v is not None}}).train
+    return Compiled(cfg, instance, {m: METRICS[m] for m in metrics}, {m: METRICS[m] for m in weighted_metrics},
+                    spec=spec, loss_fn=loss_fn)
 
 
 def input_shape_to_chw(input_shape: tuple[int, ...]) -> tuple[int, int, int]:

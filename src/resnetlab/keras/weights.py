@@ -55,3 +55,32 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     tensors = check_tensors(path, model, read_state_dict(path))  # names, shapes, dtypes: one error naming the file
     device = next(model.parameters()).device
     model.load_state_dict({k: v.to(device) for k, v in tensors.items()}, strict=True)
+
+
+class WeightCalls:
+    """Mixed into Classifier: Keras' get_weights / set_weights / save_weights / load_weights / count_params."""
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every weight and buffer (BatchNorm statistics too) as NumPy copies in state-dict order, as Keras'."""
+        self._require_model()
+        return get_weights(self.model)
+
+    def set_weights(self, arrays: Sequence[np.ndarray]) -> None:
+        """Load arrays from `get_weights` (same order and shapes)."""
+        self._require_model()
+        set_weights(self.model, arrays)
+
+    def save_weights(self, path: str | Path) -> Path:
+        """Keras 3's `save_weights("name.weights.h5")` (`.safetensors` too): the weights with their metadata."""
+        self._require_model()
+        return save_weights(self.model, self.info, path)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Read weights into this model (same architecture; every name and shape must match)."""
+        self._require_model()
+        load_weights(self.model, path)
+
+    def count_params(self) -> int:
+        """Keras' count: every weight, BatchNorm statistics included (summary()'s "Total params")."""
+        self._require_model()
+        return sum(t.numel() for name, t in self.model.state_dict().items() if not name.endswith("num_batches_tracked"))

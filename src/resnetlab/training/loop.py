@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 import torch
@@ -65,12 +65,14 @@ class Trainer:
         class_weight: per-class loss weights.
         distributed: the process group when launched by torchrun.
         callbacks: the run's Callbacks (training/callbacks.py), called in order; `Trainer.callbacks` is the list.
+        criterion: the loss, (logits, targets) -> a scalar, instead of cross-entropy (the Keras facade's loss=).
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
                  val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
                  class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
-                 sync_bn: bool = False, callbacks: Sequence[Callback] = ()):
+                 sync_bn: bool = False, callbacks: Sequence[Callback] = (),
+                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         device = loader.device
         if len(loader) == 0:
             raise TrainingError("no training batch could be formed; give at least 2 training images "
@@ -92,8 +94,15 @@ class Trainer:
         self.optimizer = optimizer or build_optimizer(self.model, cfg)
         self.scaler = grad_scaler(self.precision)
         self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay else None
-        self.criterion = nn.CrossEntropyLoss(
-            weight=None if class_weight is None else class_weight.to(device), label_smoothing=cfg.label_smoothing)
+        weight = None if class_weight is None else class_weight.to(device)
+        self.custom_criterion = criterion is not None
+        self.criterion = criterion or nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        # with sample weights: Keras' loss, sum(sample weight x class weight x loss) / batch size
+        self.sample_criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing,
+                                                    reduction="none")
+        if criterion is not None and (class_weight is not None or getattr(loader, "weights", None) is not None):
+            raise UserError("class and sample weights weight the built-in cross-entropy; a loss function of your "
+                            "own must weight its terms itself (or leave class_weight and sample_weight out)")
         micro_per_epoch = len(loader)
         self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
         self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)  # where the run ends
@@ -105,10 +114,13 @@ class Trainer:
         self.callbacks: list[Callback] = [*([EarlyStopping(cfg.patience)] if cfg.patience else []), *callbacks]
         self.callback_state: dict[str, dict] = {}  # what a resumed run's callbacks saved (restore_training sets it)
         self.stop = StopRequest()
+        self.validate_every = 1  # validate after every this many epochs (Keras' validation_freq)
         self.checkpoint_minutes = 0.0  # also ask for a checkpoint (on_checkpoint) this often in an epoch; 0: never
         self._sums: torch.Tensor | None = None  # the epoch so far on the device: loss x n, correct, top-5
         self._started = 0.0  # perf_counter at the epoch's start, less the time of its resumed part
         self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
+        self.last_output: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # its outputs
+        self.last_validation: EvalResult | None = None  # the last epoch's, with its probabilities and labels
         self._last_checkpoint = time.monotonic()
 
     def _wrap(self) -> nn.Module:
@@ -168,7 +180,8 @@ class Trainer:
         self._sums, self._started = sums, started
         total_batches = len(self.loader)
         batch_hooks = [callback for callback in self.callbacks if overrides(callback, "on_batch_end")]
-        for images, labels in self.loader:
+        for images, labels, *weights in self.loader:  # sample weights third, when the data has them
+            weights = weights[0] if weights else None
             micro = state.batch % cfg.accumulate
             last_micro = micro == cfg.accumulate - 1 or state.batch == total_batches - 1
             # the step's loss is the mean over its micro-batches, and the epoch's last step may have fewer
@@ -180,11 +193,14 @@ class Trainer:
             no_sync = self.distributed is not None and not last_micro and hasattr(self.forward, "no_sync")
             with self.forward.no_sync() if no_sync else nullcontext(), precision.autocast():
                 logits = self.forward(images)
-                loss = self.criterion(logits, labels)
+                loss = self.criterion(logits, labels) if weights is None else \
+                    (self.sample_criterion(logits, labels) * weights).sum() / len(labels)
             scaled = loss / group
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             self._accumulate(sums, loss, logits, labels)
             self.last_loss = loss.detach()
+            # for callbacks that measure more (keras/metrics.py): (logits, labels, sample weights or None)
+            self.last_output = (logits.detach(), labels, weights)
             state.batch += 1
             state.seen += len(labels)
             if not last_micro:
@@ -280,8 +296,16 @@ class Trainer:
         if self.val_data is None or len(self.val_data) == 0:
             return None
         inference = Inference(self.precision.dtype, self.precision.channels_last)  # as fast as training
-        return evaluate_model(self.eval_model, self.val_data, self.info, device=self.loader.device,
-                              inference=inference)
+        result = evaluate_model(self.eval_model, self.val_data, self.info, device=self.loader.device,
+                                inference=inference)
+        weights = getattr(self.val_data, "weights", None)
+        if weights is not None and result.sample_losses is not None:  # Keras: sum(weight x loss) / N
+            result.loss = float((weights.double().numpy() * result.sample_losses).mean())
+        if self.custom_criterion and result.probs is not None:  # the loss trained on, from the log-probabilities
+            with torch.no_grad():  # (logits up to a constant per image: exact for any softmax-based loss)
+                log_probs = torch.from_numpy(result.probs).clamp_min(1e-30).log().to(self.loader.device)
+                result.loss = float(self.criterion(log_probs, torch.from_numpy(result.labels).to(log_probs.device)))
+        return result
 
     def finish_epoch(self) -> EpochMetrics:
         """Epoch-end bookkeeping: totals over processes, validation, history, early stopping."""
@@ -293,8 +317,9 @@ class Trainer:
         if self.distributed is not None:  # every process sees the same totals, so all stop together
             check_loss(totals[0] / seen, self.state.step)
         check_weights(self)  # before the epoch's checkpoints are written
-        val = self.validate()
+        val = self.validate() if state.epoch % self.validate_every == 0 else None
         check_validation(self, val)
+        self.last_validation = val
         metrics = EpochMetrics(
             epoch=state.epoch, train_loss=totals[0] / seen, train_accuracy=totals[1] / seen,
             train_top5=totals[2] / seen, val_loss=val.loss if val else None,

@@ -1,0 +1,127 @@
+"""The compiled metrics the training loop does not sum itself, measured for Keras' logs, and evaluate's results.
+
+The loop sums the loss, accuracy and top-5 of each epoch; precision, recall, f1 and per-class accuracy
+of the training batches follow exactly from a confusion matrix summed over them (on the device, one add
+per batch), and every metric, auc included, of the validation data from the probabilities the loop's
+validation kept. compile's `weighted_metrics` are the same weighted by the sample weights (Keras 3: the
+`metrics` stay unweighted; a name in both lists logs its weighted twin as "weighted_NAME"). Runs as a loop
+Callback before the Keras callbacks, so their logs have the values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..analysis.metrics import FROM_COUNTS, ConfusionCounts, from_confusion, metric_value
+from ..training.callbacks import Callback
+from .history import History
+from .settings import LOOP_KINDS
+
+
+class KerasMetrics(Callback):
+    """Adds the metrics of `history` that the loop does not compute to `history.extra`, epoch by epoch."""
+
+    def __init__(self, history: History, class_names: list[str]) -> None:
+        self.history, self.class_names = history, class_names
+        self.kinds = {name: kind for name, kind in history.metrics.items() if kind not in LOOP_KINDS}
+        self.counted = {name: kind for name, kind in self.kinds.items() if kind in FROM_COUNTS}
+        self.weighted = history.weighted  # logged name -> kind
+        self.counts: ConfusionCounts | None = None
+        self.weighted_counts: ConfusionCounts | None = None
+        self.weighted_top5: torch.Tensor | None = None  # [weight of the images in the top 5, weight total]
+
+    def on_epoch_begin(self, trainer: Any) -> None:
+        device, classes = trainer.loader.device, len(self.class_names)
+        self.counts = ConfusionCounts(classes, device) if self.counted else None
+        if self.weighted:
+            self.weighted_counts = ConfusionCounts(classes, device)
+            self.weighted_top5 = torch.zeros(2, dtype=torch.float64, device=device)
+
+    def on_batch_end(self, trainer: Any) -> None:
+        logits, labels, weights = trainer.last_output
+        if self.counts is not None:
+            self.counts.add(logits, labels)
+        if self.weighted_counts is not None:
+            weights = torch.ones(len(labels), device=logits.device) if weights is None else weights
+            self.weighted_counts.add(logits, labels, weights)
+            hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            hit = (top == hard[:, None]).any(dim=1)
+            self.weighted_top5 += torch.stack([(weights * hit).sum(), weights.sum()]).double()
+
+    def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
+        row: dict[str, Any] = {}
+        if self.counts is not None:
+            confusion = self.counts.matrix()
+            row.update({name: from_confusion(kind, confusion, self.class_names) for name, kind in self.counted.items()})
+        if self.weighted_counts is not None:
+            confusion = self.weighted_counts.matrix()
+            hits, total = self.weighted_top5.tolist()
+            for name, kind in self.weighted.items():
+                if kind == "top5":
+                    row[name] = hits / total if total > 0 else math.nan
+                elif kind != "auc":
+                    row[name] = from_confusion(kind, confusion, self.class_names)
+        validation = trainer.last_validation
+        if validation is not None and validation.probs is not None:
+            weights = getattr(trainer.val_data, "weights", None)
+            weights = None if weights is None else weights.numpy()
+            for prefix_weights, kinds in ((None, self.kinds), (weights, self.weighted)):
+                for name, kind in kinds.items():
+                    row[f"val_{name}"] = metric_value(kind, validation.probs, validation.labels, prefix_weights,
+                                                      class_names=self.class_names)
+        self.history.extra.append(row)
+
+
+def weighted_names(metrics: dict[str, str], weighted_metrics: dict[str, str]) -> dict[str, str]:
+    """compile's weighted_metrics by the name they are logged under: "weighted_NAME" if NAME is a metric too."""
+    return {(f"weighted_{name}" if name in metrics else name): kind for name, kind in weighted_metrics.items()}
+
+
+def evaluation_logs(result: Any, compiled: Any, sample_weight: Any = None,
+                    logits: torch.Tensor | None = None) -> dict[str, Any]:
+    """`evaluate`'s results by name from an EvalResult: the loss (with `sample_weight`, Keras' weighted mean over
+    the images: sum(w x loss) / N; a loss of one's own (compile's loss=) on the logits), the metrics unweighted and
+    the weighted_metrics weighted, as Keras 3 does."""
+    metrics, weighted_metrics = compiled.metrics, compiled.weighted_metrics
+    losses, weights = result.sample_losses, None
+    if sample_weight is not None:
+        if compiled.loss_fn is not None:
+            raise ValueError("sample_weight weights the built-in cross-entropy; a loss of your own must weight "
+                             "its terms itself")
+        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if len(weights) != len(losses):
+            raise ValueError(f"sample_weight has {len(weights)} values for {len(losses)} images; give one per image")
+    if compiled.loss_fn is not None and logits is not None:
+        with torch.no_grad():
+            loss = float(compiled.loss_fn(logits.float().cpu(), torch.from_numpy(result.labels)))
+    else:
+        loss = float(np.mean(losses if weights is None else weights * losses))
+    out: dict[str, Any] = {"loss": loss}
+    for name, kind in metrics.items():
+        out[name] = metric_value(kind, result.probs, result.labels, class_names=result.class_names)
+    for name, kind in weighted_names(metrics, weighted_metrics).items():
+        out[name] = metric_value(kind, result.probs, result.labels, weights, class_names=result.class_names)
+    return out
+
+
+def first_batches(data: Any, sample_weight: Any, steps: int, batch_size: int) -> tuple[Any, Any]:
+    """Keras' `steps=`: only the first `steps` batches of the data (an ImageSet or a tensor) and their weights."""
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1 (batches to evaluate), got {steps!r}")
+    count = min(len(data), steps * batch_size)
+    weights = None if sample_weight is None else list(sample_weight)[:count]
+    if count == len(data):
+        return data, weights
+    return (data.subset(slice(0, count)) if hasattr(data, "subset") else data[:count]), weights
+
+
+def keras_line(batches: int, seconds: float, logs: dict[str, Any]) -> str:
+    """Keras' closing progress line: `313/313 - 2s 6ms/step - accuracy: 0.9876 - loss: 0.0401`."""
+    values = " - ".join(f"{name}: {value:.4f}" for name, value in logs.items() if isinstance(value, float))
+    per_step = 1000 * seconds / max(batches, 1)
+    return f"{batches}/{batches} - {seconds:.0f}s {per_step:.0f}ms/step" + (f" - {values}" if values else "")

@@ -1,0 +1,84 @@
+"""fit/evaluate/predict take what Keras takes besides arrays: torch Datasets and DataLoaders, generators of
+(x, y[, sample_weight]) batches, a folder of class folders (labels by name, kept through .h5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+import resnetlab
+from quadrants import quadrant_images as _toy
+
+
+def _clf():
+    clf = resnetlab.Classifier("tutorial_cnn", num_classes=3, input_shape=(28, 28, 3), device="cpu", seed=1)
+    clf.compile(optimizer="adam", precision="fp32")
+    return clf
+
+
+def _tensors(n, seed):
+    x, y = _toy(n, seed)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(y)
+
+
+def test_a_dataset_and_a_dataloader_train_as_their_arrays_do():
+    images, labels = _tensors(64, 0)
+    from_arrays = _clf()
+    from_arrays.fit(images, labels, epochs=1, batch_size=16, verbose=0)
+    from_dataset = _clf()
+    from_dataset.fit(TensorDataset(images, labels), epochs=1, batch_size=16, verbose=0)
+    from_loader = _clf()
+    history = from_loader.fit(DataLoader(TensorDataset(images, labels), batch_size=16), epochs=1, batch_size=16,
+                              verbose=0)
+    for other in (from_dataset, from_loader):  # the same images, order and draws: the same weights
+        for a, b in zip(from_arrays.model.parameters(), other.model.parameters()):
+            torch.testing.assert_close(a, b)
+    assert history.params["steps"] == 4
+    x_test, y_test = _tensors(32, 2)
+    expected = from_arrays.evaluate(x_test, y_test, verbose=0)
+    assert from_arrays.evaluate(TensorDataset(x_test, y_test), verbose=0) == pytest.approx(expected)
+    probs = from_arrays.predict(DataLoader(TensorDataset(x_test, y_test), batch_size=8), verbose=0)
+    np.testing.assert_allclose(probs, from_arrays.predict(x_test, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_an_endless_generator_with_weights_and_steps():
+    rng = np.random.default_rng(0)
+    x, y = _toy(96, 0)
+
+    def batches():
+        while True:  # Keras' endless generator of (x, y, sample_weight)
+            index = rng.integers(0, 96, 16)
+            yield x[index], y[index], np.ones(16, dtype=np.float32)
+
+    clf = _clf()
+    history = clf.fit(batches(), epochs=2, steps_per_epoch=3, batch_size=16, validation_data=(x[:32], y[:32]),
+                      verbose=0)
+    assert history.params["steps"] == 3 and len(history.history["loss"]) == 2
+    scores = clf.evaluate(((x[i:i + 16], y[i:i + 16]) for i in range(0, 96, 16)), steps=2, return_dict=True,
+                          verbose=0)
+    assert scores == pytest.approx(clf.evaluate(x[:32], y[:32], return_dict=True, verbose=0))
+    with pytest.raises(ValueError, match="x is an array: give its labels as y"):
+        clf.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"must yield \(x, y\) or \(x, y, sample_weight\) tuples"):
+        clf.fit(iter([x[:4]]), verbose=0)
+
+
+def test_a_folder_of_class_folders_trains_with_its_class_names_through_h5(tmp_path):
+    x, y = _toy(60, 0)
+    names = ["left", "middle", "right"]
+    for i, (image, label) in enumerate(zip(x, y)):
+        folder = tmp_path / "photos" / names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    clf = resnetlab.Classifier("tutorial_cnn", input_shape=(28, 28, 3), device="cpu")
+    clf.fit(str(tmp_path / "photos"), epochs=3, batch_size=16, verbose=0)
+    assert clf.info.class_names == names
+    clf.save(tmp_path / "model.h5")
+    again = resnetlab.load(tmp_path / "model.h5")
+    predicted = again.predict_labels(x[:20])
+    assert set(predicted) <= set(names) and np.array_equal(predicted, clf.predict_labels(x[:20]))
+    assert again.evaluate(str(tmp_path / "photos"), return_dict=True, verbose=0)["accuracy"] == pytest.approx(
+        clf.evaluate(x, np.array(names, dtype=object)[y], return_dict=True, verbose=0)["accuracy"])
