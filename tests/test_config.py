@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from resnetlab.config import Config, apply_overrides, describe_settings, load_config, parse_overrides, setting_paths
+from resnetlab.cli.common import describe_settings
+from resnetlab.config import Config, apply_overrides, load_config, parse_overrides, setting_paths
 from resnetlab.errors import ConfigError
 
 

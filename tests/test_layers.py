@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("deploy", {"deploy"}),  # predict, inference backends, export, serve: a trained model, used
     ("analysis", {"analysis"}),  # metrics, reports, Grad-CAM, plots: a trained model, examined
     ("training", {"training"}),
-    ("keras", {"keras", "callbacks"}),  # the Keras facade over all of the above
+    ("keras", {"keras", "callbacks", "optimizers"}),  # the Keras facade over all of the above
     ("front", {"cli", "__main__", "__init__"}),
 ]
 RANK = {name: rank for rank, (_, names) in enumerate(LAYERS) for name in names}

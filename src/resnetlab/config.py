@@ -87,17 +87,12 @@ class TrainConfig:
     nesterov: bool = True  # SGD only
     weight_decay: float = 5e-4  # L2 penalty (decoupled for AdamW)
     decay_norm_and_bias: bool = False  # False: no weight decay on norm scales/shifts and biases (timm default)
-    # SGD in airbench's units (Jordan 2024): lr per 1024 images for the momentum's steady-state step (the torch
-    # lr is lr x batch_size / (1024 (1 + 1/(1 - momentum)))) and weight_decay per 1024 images, apart from the lr
-    # (torch's is weight_decay / lr): batch_size and momentum then change neither the step size nor the decay
-    decoupled: bool = False
+    decoupled: bool = False  # SGD's lr and weight_decay in airbench's units, per 1024 images (optim.py says how)
     norm_bias_lr_scale: float = 1.0  # lr multiplier for norm layers' biases, not their decay (airbench: 64)
     schedule: ScheduleName = "cosine"  # per iteration
     warmup_epochs: float = 0.0  # linear warm-up from 0 to `lr` over this many epochs (onecycle: its rising part)
-    # onecycle's ends as shares of the peak lr: a triangle from start to 1 (at warmup_epochs) to end. None: 1/25
-    # (Smith & Topin; torch's OneCycleLR). airbench94: 0.2 and 0.07 with the peak at 23% of training
-    start_lr_factor: float | None = None
-    end_lr_factor: float = 0.0
+    start_lr_factor: float | None = None  # onecycle's first lr / peak; None: 1/25 (torch's OneCycleLR); airbench 0.2
+    end_lr_factor: float = 0.0  # onecycle's last lr / peak (airbench94: 0.07, its peak at 23% of training)
     step_size: int = 30  # schedule=step: epochs between decays
     milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
     milestone_steps: list[int] = field(default_factory=list)  # schedule=multistep: iterations (overrides milestones)
@@ -110,8 +105,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # clip the global gradient norm to this; 0: off
     ema_decay: float = 0.0  # weight EMA, evaluated and saved as the model (0.999 is common); 0: off
     lookahead_steps: int = 0  # Lookahead every this many steps, airbench's schedule (airbench: 5); 0: off
-    whiten_bias_epochs: int = 0  # stem=whiten: train the whitening conv's bias this many epochs, then freeze it
-    #                              (airbench94: 3); 0: it trains throughout
+    whiten_bias_epochs: int = 0  # stem=whiten: the whitening bias trains this many epochs (airbench94: 3); 0: all
     head_epochs: int = 0  # fine-tuning: train only the classifier for this many epochs first
     backbone_lr_scale: float = 1.0  # fine-tuning: lr multiplier for every layer but the classifier
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 where the device is fast at it
@@ -168,13 +162,12 @@ class Config:
             (t.head_epochs >= 0, f"head_epochs must be >= 0, got {t.head_epochs}"),
             (t.backbone_lr_scale >= 0, f"backbone_lr_scale must be >= 0, got {t.backbone_lr_scale}"),
             (t.patience >= 0, f"patience must be >= 0, got {t.patience}"),
-            (t.start_lr_factor is None or 0 <= t.start_lr_factor <= 1,
-             f"start_lr_factor must be in [0, 1], got {t.start_lr_factor}"),
-            (0 <= t.end_lr_factor <= 1, f"end_lr_factor must be in [0, 1], got {t.end_lr_factor}"),
-            (t.norm_bias_lr_scale > 0, f"norm_bias_lr_scale must be positive, got {t.norm_bias_lr_scale}"),
+            (0 <= (t.start_lr_factor or 0) <= 1 and 0 <= t.end_lr_factor <= 1,
+             f"start_lr_factor and end_lr_factor must be in [0, 1], got {t.start_lr_factor}, {t.end_lr_factor}"),
+            (t.norm_bias_lr_scale > 0 and t.whiten_bias_epochs >= 0,
+             "norm_bias_lr_scale must be positive and whiten_bias_epochs >= 0"),
             (not t.decoupled or t.optimizer == "sgd",
              f"decoupled=true is SGD's airbench units; optimizer={t.optimizer} takes its own lr and weight_decay"),
-            (t.whiten_bias_epochs >= 0, f"whiten_bias_epochs must be >= 0, got {t.whiten_bias_epochs}"),
             (t.lookahead_steps >= 0, f"lookahead_steps must be >= 0 (0: off), got {t.lookahead_steps}"),
             (t.gamma > 0, f"gamma must be positive, got {t.gamma}"),
             (0 < t.warmup_until_accuracy <= 1,
@@ -208,14 +201,15 @@ MAX_SEED = 2**63 - 1
 ALIASES = {"model": "model.name", "data": "data.name", "name": "run.name"}
 
 
-def _sections() -> dict[str, type]:
+def sections() -> dict[str, type]:
+    """The Config's sections by name (model, data, train, run) and their dataclasses."""
     return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in dataclasses.fields(Config)}
 
 
 def setting_paths() -> dict[str, str]:
     """Map every accepted key (leaf name, dotted path, alias) to its dotted path."""
     paths: dict[str, str] = {}
-    for section, cls in _sections().items():
+    for section, cls in sections().items():
         for f in dataclasses.fields(cls):
             dotted = f"{section}.{f.name}"
             paths[dotted] = dotted
@@ -228,7 +222,7 @@ def setting_paths() -> dict[str, str]:
 
 
 def _field_type(section: str, name: str) -> Any:
-    cls = _sections()[section]
+    cls = sections()[section]
     return typing.get_type_hints(cls)[name]
 
 
@@ -329,7 +323,7 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict) and f"{prefix}{key}" in _sections():
+        if isinstance(value, dict) and f"{prefix}{key}" in sections():
             flat.update(_flatten(value, f"{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -378,34 +372,3 @@ def config_from_dict(data: dict[str, Any], source: str = "saved settings") -> Co
         return apply_overrides(Config(), _flatten(data)).validate()
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-
-
-def describe_settings() -> list[tuple[str, str, str, str]]:
-    """(key, type, default, comment) for every setting, for `--help`; comments come from this file."""
-    import inspect
-
-    rows = []
-    for section, cls in _sections().items():
-        source = inspect.getsource(cls)
-        comments = {}
-        for line in source.splitlines():
-            name, _, rest = line.strip().partition(":")
-            if "#" in rest:
-                comments[name] = rest.split("#", 1)[1].strip()
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            key = {v: k for k, v in ALIASES.items()}.get(f"{section}.{f.name}", f.name)
-            rows.append((key, _type_name(hints[f.name]), repr(default), comments.get(f.name, "")))
-    return rows
-
-
-def _type_name(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        return "|".join(map(str, args))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args).replace("NoneType", "none")
-    if origin in (list, tuple):
-        return f"list of {_type_name(args[0])}"
-    return getattr(hint, "__name__", str(hint))

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import types
+import typing
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
 
+from ..config import ALIASES, sections
 from ..errors import ConfigError
 
 console = Console()
 
 
 def print_settings_help() -> None:
-    from ..config import describe_settings
-
     table = Table(title="resnetlab train settings (key=value)", show_lines=False)
     for column in ("key", "type", "default", "meaning"):
         table.add_column(column)
@@ -53,3 +56,34 @@ def json_text(value: object, **options: object) -> str:
         return item
 
     return json.dumps(finite(value), allow_nan=False, **options)
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, comment) for every setting, for `--help`; comments come from this file."""
+    import inspect
+
+    rows = []
+    for section, cls in sections().items():
+        source = inspect.getsource(cls)
+        comments = {}
+        for line in source.splitlines():
+            name, _, rest = line.strip().partition(":")
+            if "#" in rest:
+                comments[name] = rest.split("#", 1)[1].strip()
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            key = {v: k for k, v in ALIASES.items()}.get(f"{section}.{f.name}", f.name)
+            rows.append((key, _type_name(hints[f.name]), repr(default), comments.get(f.name, "")))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "|".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args).replace("NoneType", "none")
+    if origin in (list, tuple):
+        return f"list of {_type_name(args[0])}"
+    return getattr(hint, "__name__", str(hint))
