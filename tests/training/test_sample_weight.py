@@ -54,6 +54,9 @@ def test_validation_weights_and_bad_weights():
                       sample_weight=np.ones(48))
     weighted = clf.evaluate(x_val, y_val, sample_weight=w_val, return_dict=True, verbose=0)["loss"]
     assert history.history["val_loss"][-1] == pytest.approx(weighted, rel=1e-4)
+    clf.fit(x, y, epochs=1, batch_size=16, validation_data=[x_val, y_val, w_val], verbose=0)  # a list, as before
+    assert clf.history.history["val_loss"][-1] == pytest.approx(
+        clf.evaluate(x_val, y_val, sample_weight=w_val, return_dict=True, verbose=0)["loss"], rel=1e-4)
     with pytest.raises(ValueError, match="sample_weight has 3 values for 48 images"):
         clf.fit(x, y, sample_weight=[1, 2, 3], verbose=0)
     with pytest.raises(ValueError, match="validation_data\\[2\\] must be finite and >= 0"):
@@ -95,3 +98,15 @@ def test_a_weighted_run_stopped_and_resumed_ends_bit_exact(tmp_path):
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert [r.train_loss for r in resumed.history.rows] == [r.train_loss for r in whole.history.rows]
+
+
+def test_each_process_takes_the_weights_of_its_own_images():
+    images = torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 1, 2, 2).contiguous()
+    data = ImageSet(images, torch.zeros(8, dtype=torch.long), torch.arange(8, dtype=torch.float32) / 10)
+    seen = []
+    for rank in (0, 1):  # two processes of a DDP run: each its half of every global batch of 4
+        loader = BatchLoader(data, 4, mean=(0.0,), std=(1.0 / 255,), shuffle=True, seed=5, shard=(rank, 2))
+        for x, _, w in loader:
+            assert torch.equal(w, x[:, 0, 0, 0] / 10)  # the weight of image k is k / 10
+            seen += w.tolist()
+    assert sorted(seen) == pytest.approx([k / 10 for k in range(8)])  # together: every image once

@@ -16,19 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.arrays import sample_weights
+
 KINDS = ("accuracy", "top5", "precision", "recall", "f1", "auc", "per_class")
 FROM_COUNTS = ("accuracy", "precision", "recall", "f1", "per_class")  # what a confusion matrix determines
 
 
-def _weights(sample_weight: np.ndarray | None, n: int) -> np.ndarray:
-    if sample_weight is None:
-        return np.ones(n)
-    weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if len(weights) != n:
-        raise ValueError(f"sample_weight has {len(weights)} values for {n} images; give one weight per image")
-    if not np.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError("sample_weight must be finite and >= 0")
-    return weights
+def _weights(sample_weight: Any, n: int) -> np.ndarray:
+    return np.ones(n) if sample_weight is None else sample_weights(sample_weight, n)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int,

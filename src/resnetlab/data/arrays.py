@@ -210,15 +210,21 @@ def encode_labels(labels: Any, class_names: list[str] | None, num_classes: int |
     return np.array([index[v] for v in values], dtype=np.int64), names
 
 
+def sample_weights(values: Any, count: int, name: str = "sample_weight") -> np.ndarray:
+    """Keras' sample_weight (an array, list or tensor of `count` numbers) as float64 [count], checked."""
+    weights = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).reshape(-1)
+    if len(weights) != count:
+        raise ValueError(f"{name} has {len(weights)} values for {count} images; give one weight per image")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"{name} must be finite and >= 0")
+    return weights
+
+
 def with_weights(data: ImageSet, sample_weight: Any, name: str = "sample_weight") -> ImageSet:
-    """`data` with a loss weight per image (Keras' sample_weight: an array, list or tensor of N numbers)."""
+    """`data` with a loss weight per image (Keras' sample_weight)."""
     if sample_weight is None:
         return data
-    weights = torch.as_tensor(np.asarray(sample_weight, dtype=np.float32)).reshape(-1)
-    if len(weights) != len(data):
-        raise ValueError(f"{name} has {len(weights)} values for {len(data)} images; give one weight per image")
-    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-        raise ValueError(f"{name} must be finite and >= 0")
+    weights = torch.from_numpy(sample_weights(sample_weight, len(data), name).astype(np.float32))
     return ImageSet(data.images, data.labels, weights)
 
 

@@ -56,8 +56,8 @@ from .batch import BatchCalls
 from .callbacks import Callback
 from .history import History
 from .hooks import KerasCallbacks
-from .inputs import check_fit_arguments, first_validation_batches, fit_splits, gather, gather_images
-from .metrics import KerasMetrics, evaluation_logs, first_batches, keras_line, weighted_names
+from .inputs import check_fit_arguments, first_batches, fit_splits, gather, gather_images
+from .metrics import KerasMetrics, evaluation_logs, keras_line, weighted_names
 from .settings import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
@@ -222,7 +222,7 @@ class Classifier(BatchCalls, WeightCalls):
         validates every that many epochs (the val_ lists are shorter, as in Keras)."""
         if y is None:  # a Dataset, DataLoader, generator, folder or name: read into memory (arrays need y)
             x, y, sample_weight = gather(x, None, sample_weight, steps=steps_per_epoch)
-        if validation_data is not None and not isinstance(validation_data, tuple):
+        if validation_data is not None and not isinstance(validation_data, (tuple, list)):  # a Dataset, ...
             validation_data = gather(validation_data, None, None, steps=validation_steps, name="validation_data")
             validation_data = validation_data if validation_data[2] is not None else validation_data[:2]
         batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
@@ -231,7 +231,7 @@ class Classifier(BatchCalls, WeightCalls):
                             validation_steps=validation_steps, validation_freq=validation_freq)
         train, val = fit_splits(self, x, y, sample_weight=sample_weight, validation_data=validation_data,
                                 validation_split=validation_split)
-        val = first_validation_batches(val, validation_steps, validation_batch_size or batch_size)
+        val = first_batches(val, None, validation_steps, validation_batch_size or batch_size)[0]
         if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
             mean, std = channel_stats(train)
             self.info = replace(self.info, mean=mean, std=std)

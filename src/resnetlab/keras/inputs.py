@@ -45,11 +45,18 @@ def fit_splits(clf: Any, x: Any, y: Any, *, sample_weight: Any, validation_data:
     return train, None
 
 
-def first_validation_batches(val: ImageSet | None, validation_steps: int | None, batch_size: int) -> ImageSet | None:
-    """Keras' validation_steps: validate on the first `validation_steps` batches of `batch_size` only."""
-    if val is None or validation_steps is None or validation_steps * batch_size >= len(val):
-        return val
-    return val.subset(slice(0, validation_steps * batch_size))
+def first_batches(data: Any, sample_weight: Any, steps: int | None, batch_size: int) -> tuple[Any, Any]:
+    """Keras' `steps=` / `validation_steps=`: only the first `steps` batches of the data (an ImageSet or a
+    tensor; None: all) and their weights."""
+    if steps is None or data is None:
+        return data, sample_weight
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1 (batches to evaluate), got {steps!r}")
+    count = min(len(data), steps * batch_size)
+    if count == len(data):
+        return data, sample_weight
+    weights = None if sample_weight is None else list(sample_weight)[:count]
+    return (data.subset(slice(0, count)) if hasattr(data, "subset") else data[:count]), weights
 
 
 def _batch_parts(batch: Any, name: str) -> tuple[Any, Any, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..analysis.metrics import FROM_COUNTS, ConfusionCounts, from_confusion, metric_value
+from ..data.arrays import sample_weights
 from ..training.callbacks import Callback
 from .history import History
 from .settings import LOOP_KINDS
@@ -93,9 +94,7 @@ def evaluation_logs(result: Any, compiled: Any, sample_weight: Any = None,
         if compiled.loss_fn is not None:
             raise ValueError("sample_weight weights the built-in cross-entropy; a loss of your own must weight "
                              "its terms itself")
-        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if len(weights) != len(losses):
-            raise ValueError(f"sample_weight has {len(weights)} values for {len(losses)} images; give one per image")
+        weights = sample_weights(sample_weight, len(losses))
     if compiled.loss_fn is not None and logits is not None:
         with torch.no_grad():
             loss = float(compiled.loss_fn(logits.float().cpu(), torch.from_numpy(result.labels)))
@@ -107,17 +106,6 @@ def evaluation_logs(result: Any, compiled: Any, sample_weight: Any = None,
     for name, kind in weighted_names(metrics, weighted_metrics).items():
         out[name] = metric_value(kind, result.probs, result.labels, weights, class_names=result.class_names)
     return out
-
-
-def first_batches(data: Any, sample_weight: Any, steps: int, batch_size: int) -> tuple[Any, Any]:
-    """Keras' `steps=`: only the first `steps` batches of the data (an ImageSet or a tensor) and their weights."""
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a whole number >= 1 (batches to evaluate), got {steps!r}")
-    count = min(len(data), steps * batch_size)
-    weights = None if sample_weight is None else list(sample_weight)[:count]
-    if count == len(data):
-        return data, weights
-    return (data.subset(slice(0, count)) if hasattr(data, "subset") else data[:count]), weights
 
 
 def keras_line(batches: int, seconds: float, logs: dict[str, Any]) -> str:

@@ -22,16 +22,20 @@ from ..training.optim import param_groups
 
 @dataclass
 class Optimizer:
-    """An optimizer's name and hyperparameters (Keras' argument names); `build` makes the torch optimizer."""
+    """An optimizer's name and hyperparameters (Keras' argument names); `build` makes the torch optimizer.
+
+    Each subclass names its torch class and maps its own arguments to torch's in `torch_arguments`."""
 
     name: ClassVar[str] = ""
+    torch_class: ClassVar[type[torch.optim.Optimizer]]
     learning_rate: float = 0.001
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        raise NotImplementedError
+    def torch_arguments(self) -> dict[str, Any]:
+        return {}
 
-    def _groups(self, model: nn.Module) -> list[dict]:
-        return param_groups(model, self.weight_decay or 0.0, decay_norm_and_bias=False)
+    def build(self, model: nn.Module) -> torch.optim.Optimizer:
+        groups = param_groups(model, self.weight_decay or 0.0, decay_norm_and_bias=False)
+        return self.torch_class(groups, lr=self.learning_rate, **self.torch_arguments())
 
     def settings(self) -> dict[str, Any]:
         """What the Classifier's training settings record: the optimizer's name, lr, momentum, weight decay."""
@@ -47,78 +51,71 @@ class Optimizer:
 @dataclass
 class SGD(Optimizer):
     name: ClassVar[str] = "sgd"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.SGD
     learning_rate: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float | None = None
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self._groups(model), lr=self.learning_rate, momentum=self.momentum,
-                               nesterov=self.nesterov and self.momentum > 0)
+    def torch_arguments(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "nesterov": self.nesterov and self.momentum > 0}
 
 
 @dataclass
-class Adam(Optimizer):
-    name: ClassVar[str] = "adam"
+class _AdamFamily(Optimizer):
+    """Adam, AdamW and Nadam: Keras' beta_1, beta_2, epsilon (1e-7; torch's default is 1e-8)."""
+
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
     weight_decay: float | None = None
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self._groups(model), lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
-                                eps=self.epsilon)
+    def torch_arguments(self) -> dict[str, Any]:
+        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
 
 
 @dataclass
-class AdamW(Optimizer):
-    name: ClassVar[str] = "adamw"
-    weight_decay: float | None = 0.004  # Keras 3's default
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
+class Adam(_AdamFamily):
+    name: ClassVar[str] = "adam"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.Adam
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self._groups(model), lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
-                                 eps=self.epsilon)
+
+@dataclass
+class AdamW(_AdamFamily):
+    name: ClassVar[str] = "adamw"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.AdamW
+    weight_decay: float | None = 0.004  # Keras 3's default
+
+
+@dataclass
+class Nadam(_AdamFamily):
+    name: ClassVar[str] = "nadam"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.NAdam
 
 
 @dataclass
 class RMSprop(Optimizer):
     name: ClassVar[str] = "rmsprop"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.RMSprop
     rho: float = 0.9
     momentum: float = 0.0
     epsilon: float = 1e-7
     weight_decay: float | None = None
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.RMSprop(self._groups(model), lr=self.learning_rate, alpha=self.rho, eps=self.epsilon,
-                                   momentum=self.momentum)
-
-
-@dataclass
-class Nadam(Optimizer):
-    name: ClassVar[str] = "nadam"
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    weight_decay: float | None = None
-
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.NAdam(self._groups(model), lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
-                                 eps=self.epsilon)
+    def torch_arguments(self) -> dict[str, Any]:
+        return {"alpha": self.rho, "eps": self.epsilon, "momentum": self.momentum}
 
 
 @dataclass
 class Adagrad(Optimizer):
     name: ClassVar[str] = "adagrad"
+    torch_class: ClassVar[type[torch.optim.Optimizer]] = torch.optim.Adagrad
     initial_accumulator_value: float = 0.1
     epsilon: float = 1e-7
     weight_decay: float | None = None
 
-    def build(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adagrad(self._groups(model), lr=self.learning_rate, eps=self.epsilon,
-                                   initial_accumulator_value=self.initial_accumulator_value)
+    def torch_arguments(self) -> dict[str, Any]:
+        return {"eps": self.epsilon, "initial_accumulator_value": self.initial_accumulator_value}
 
 
 TORCH_NAMES = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.AdamW: "adamw",
@@ -126,7 +123,7 @@ TORCH_NAMES = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.Ada
 
 
 def torch_optimizer_name(optimizer: torch.optim.Optimizer) -> str:
-    """The setting's name for a torch optimizer instance (AdamW before Adam: it is no subclass, but be exact)."""
+    """The setting's name for a torch optimizer instance (by its exact class: a subclass may step differently)."""
     name = TORCH_NAMES.get(type(optimizer))
     if name is None:
         raise ValueError(f"{type(optimizer).__name__} is not one of the optimizers a Classifier records "
