@@ -1,7 +1,7 @@
 """The paper explained, on a short schedule: He et al. 2015's degradation (Fig. 6, left and middle) and the
 gap between resnetlab's he2015-cifar and the paper, measured against an independent script.
 
-    python benchmarks/degradation.py [--epochs 15] [--runs plain20 plain56 resnet20 resnet56 resnet20-fp32
+    python benchmarks/degradation.py [--epochs 8] [--runs plain20 plain56 resnet20 resnet56 resnet20-fp32
         reference-fp32] [--data-dir ../shared/data/cifar10]
 
 Every run is the he2015-cifar recipe (option-A shortcuts, per-pixel mean, 4-pixel crops and flips, SGD 0.1,
@@ -61,7 +61,7 @@ def train_resnetlab(model: str, precision: str, epochs: int, data_dir: str, seed
                                         "verify": "false", "project": project, "plots": "false", "seed": str(seed),
                                         "precision": precision, "epochs": str(epochs)})
         config.train.max_steps, config.train.milestone_steps = None, []  # the short schedule: 50% and 75%
-        config.train.milestones = [epochs // 2, (epochs * 3) // 4]
+        config.train.milestones = [max(1, epochs // 2), max(1, (epochs * 3) // 4)]
         result = resnetlab.train(config, display="none", callbacks=[LambdaHooks(on_epoch_end=evaluate_test)])
     return {"final_test_error": 1 - result.test.accuracy, "log": log,
             "total_seconds": round(time.perf_counter() - started, 1)}
@@ -105,7 +105,7 @@ def plot(results: dict[str, dict], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=8, help="a multiple of 4: both sides drop lr at the same step")
     parser.add_argument("--runs", nargs="+", default=[*RESNETLAB_RUNS, "reference-fp32"],
                         choices=[*RESNETLAB_RUNS, *REFERENCE_RUNS])
     parser.add_argument("--seed", type=int, default=0)

@@ -147,17 +147,17 @@ def test_keras_names_batch_size_none_and_a_model_left_in_training_mode():
 
 
 def test_repeated_fit_calls_draw_new_batches(monkeypatch):
-    import resnetlab.keras.classifier as keras
+    import resnetlab.data.loader as loaders
 
     seen = []
 
-    class Recording(keras.BatchLoader):  # notes the labels of every batch the fit trains on
+    class Recording(loaders.BatchLoader):  # notes the labels of every batch the fit trains on
         def __iter__(self):
             for images, labels in super().__iter__():
                 seen.append(labels.tolist())
                 yield images, labels
 
-    monkeypatch.setattr(keras, "BatchLoader", Recording)
+    monkeypatch.setattr(loaders, "BatchLoader", Recording)
     x, y = _toy(32, 10)
     runs = []
     for _ in range(2):

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import resnetlab
 from quadrants import quadrant_images as _toy
+from resnetlab.errors import DataError
 
 
 def _clf():
@@ -26,15 +27,15 @@ def _tensors(n, seed):
 
 def test_a_dataset_and_a_dataloader_train_as_their_arrays_do():
     images, labels = _tensors(64, 0)
-    from_arrays = _clf()
+    from_arrays, in_order = _clf(), _clf()
     from_arrays.fit(images, labels, epochs=1, batch_size=16, verbose=0)
-    from_dataset = _clf()
+    in_order.fit(images, labels, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    from_dataset = _clf()  # a Dataset is read into memory: shuffled as arrays are
     from_dataset.fit(TensorDataset(images, labels), epochs=1, batch_size=16, verbose=0)
-    from_loader = _clf()
-    history = from_loader.fit(DataLoader(TensorDataset(images, labels), batch_size=16), epochs=1, batch_size=16,
-                              verbose=0)
-    for other in (from_dataset, from_loader):  # the same images, order and draws: the same weights
-        for a, b in zip(from_arrays.model.parameters(), other.model.parameters()):
+    from_loader = _clf()  # a DataLoader is read batch by batch, in its own order (here unshuffled)
+    history = from_loader.fit(DataLoader(TensorDataset(images, labels), batch_size=16), epochs=1, verbose=0)
+    for expected, other in ((from_arrays, from_dataset), (in_order, from_loader)):  # same images, order, draws
+        for a, b in zip(expected.model.parameters(), other.model.parameters()):
             torch.testing.assert_close(a, b)
     assert history.params["steps"] == 4
     x_test, y_test = _tensors(32, 2)
@@ -64,6 +65,56 @@ def test_an_endless_generator_with_weights_and_steps():
         clf.fit(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"must yield \(x, y\) or \(x, y, sample_weight\) tuples"):
         clf.fit(iter([x[:4]]), verbose=0)
+
+
+def test_a_generator_gives_fresh_batches_each_epoch_and_running_out_stops_training():
+    x, y = _toy(16 * 7, 0)
+    names = np.array(["left", "right", "top"])[y]  # string labels: classes learned from the first batches
+    given = []
+
+    def batches(count):
+        for k in range(count):
+            given.append(k)
+            yield x[16 * k:16 * (k + 1)], names[16 * k:16 * (k + 1)]
+
+    clf = _clf()
+    history = clf.fit(batches(7), epochs=3, steps_per_epoch=2, verbose=0)
+    assert len(history.history["loss"]) == 3 and given == list(range(7))  # 6 trained on, 1 read ahead
+    assert clf.info.class_names == ["left", "right", "top"]
+    given.clear()
+    with pytest.warns(UserWarning, match="x ran out of data; training stopped after epoch 2"):
+        history = clf.fit(batches(3), epochs=5, steps_per_epoch=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and given == [0, 1, 2]
+    with pytest.raises(ValueError, match="validation_split needs arrays"):
+        clf.fit(batches(3), steps_per_epoch=2, validation_split=0.2, verbose=0)
+
+
+def test_a_dataloader_is_passed_over_once_per_epoch_with_its_own_shuffle():
+    images, labels = _tensors(64, 0)
+    read = []
+
+    class Recorded(TensorDataset):
+        def __getitem__(self, index):
+            read.append(index)
+            return super().__getitem__(index)
+
+    loader = DataLoader(Recorded(images, labels), batch_size=16, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    clf = _clf()
+    history = clf.fit(loader, epochs=3, verbose=0)
+    assert history.params["steps"] == 4 and len(history.history["loss"]) == 3
+    assert sorted(read) == sorted(list(range(64)) * 3)  # each image once per epoch
+    assert read[:64] != read[64:128]  # a new shuffle each pass
+    read.clear()
+    clf.fit(loader, epochs=1, steps_per_epoch=3, verbose=0)  # 3 batches; the next epoch would take the 4th
+    assert len(read) == 64  # the 4 batches read ahead to build from are the pass's first 4
+    bad = DataLoader(TensorDataset(images, labels + 5), batch_size=16)
+    with pytest.raises(DataError, match="the labels of the first 4 batches of x holds labels from 5 to 7"):
+        _clf().fit(bad, epochs=1, verbose=0)
+    late = DataLoader(TensorDataset(torch.cat([images, images[:16]]), torch.cat([labels, labels[:16] + 5])),
+                      batch_size=16)
+    with pytest.raises(DataError, match="the labels of batch 5 of x holds labels from 5 to 7"):
+        _clf().fit(late, epochs=1, verbose=0)
 
 
 def test_a_folder_of_class_folders_trains_with_its_class_names_through_h5(tmp_path):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -98,3 +101,23 @@ def test_fine_tuning_trains_the_head_first_under_ddp(tmp_path):
     assert len(rows) == 3  # header, the head-only epoch, the all-layers epoch
     before, after = _weights(start.best_path), _weights(tmp_path / "ddp" / "last.safetensors")
     assert not torch.equal(before["conv1.weight"], after["conv1.weight"])  # the backbone trained in epoch 2
+
+
+@pytest.mark.slow
+def test_weighted_counts_over_two_processes_are_those_of_one(tmp_path):
+    """The confusion matrices and weight total behind the Keras metrics and weighted_metrics are summed over
+    processes with the loss: a 2-process epoch counts every image once, as one process does."""
+    from ddp_counts import weighted_counts
+
+    script = Path(__file__).parent.parent / "ddp_counts.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+               str(tmp_path / "ddp.json")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp, one = json.loads((tmp_path / "ddp.json").read_text()), weighted_counts()
+    assert ddp["confusion"] == one["confusion"] and sum(map(sum, one["confusion"])) == 96
+    np.testing.assert_allclose(ddp["weighted_confusion"], one["weighted_confusion"], rtol=1e-6)
+    assert ddp["weight_total"] == pytest.approx(one["weights_sum"], rel=1e-12)  # every weight once per epoch
+    assert ddp["weighted_top5"] == pytest.approx(one["weight_total"], rel=1e-12)  # 3 classes: all in the top 5
+    assert ddp["train_loss"] == pytest.approx(one["train_loss"], rel=1e-5)

@@ -65,7 +65,7 @@ def test_validation_weights_and_bad_weights():
         ImageSet(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), torch.ones(3))
 
 
-def _weighted_trainer(callbacks=()):
+def _weighted_trainer(callbacks=(), class_counts=True):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 2, (64,), generator=generator)
@@ -77,7 +77,7 @@ def _weighted_trainer(callbacks=()):
     loader = BatchLoader(ImageSet(images, labels, weights), 16, mean=info.mean, std=info.std, shuffle=True,
                          seed=3)
     cfg = TrainConfig(epochs=2, lr=0.05, batch_size=16, precision="fp32", lookahead_steps=2)
-    return Trainer(model, info, loader, cfg, callbacks=callbacks), weights
+    return Trainer(model, info, loader, cfg, callbacks=callbacks, class_counts=class_counts), weights
 
 
 def test_a_weighted_run_stopped_and_resumed_ends_bit_exact(tmp_path):
@@ -98,6 +98,30 @@ def test_a_weighted_run_stopped_and_resumed_ends_bit_exact(tmp_path):
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert [r.train_loss for r in resumed.history.rows] == [r.train_loss for r in whole.history.rows]
+    # the counts behind weighted_metrics too: the stopped epoch's first half came back from the checkpoint
+    for name in ("confusion", "weighted_confusion"):
+        np.testing.assert_array_equal(getattr(resumed.epoch_counts, name), getattr(whole.epoch_counts, name))
+    assert resumed.epoch_counts.weight_total == whole.epoch_counts.weight_total
+
+
+def test_the_epoch_counts_are_scikit_learns_weighted_confusion_matrix():
+    from sklearn.metrics import confusion_matrix
+
+    batches = []
+
+    def record(trainer):
+        if trainer.state.epoch == 2:
+            logits, labels, weights = trainer.last_output
+            batches.append((logits.argmax(1), labels, weights))
+
+    trainer, weights = _weighted_trainer([LambdaHooks(on_batch_end=record)])
+    trainer.run()
+    predicted, labels, w = (torch.cat(parts).numpy() for parts in zip(*batches))
+    counts = trainer.epoch_counts
+    np.testing.assert_allclose(counts.weighted_confusion, confusion_matrix(labels, predicted, sample_weight=w))
+    np.testing.assert_array_equal(counts.confusion, confusion_matrix(labels, predicted))
+    assert counts.weight_total == pytest.approx(float(weights.double().sum()), rel=1e-12)
+    assert _weighted_trainer(class_counts=False)[0].state.sums == [0.0] * 3  # only what is asked for is summed
 
 
 def test_each_process_takes_the_weights_of_its_own_images():

@@ -38,7 +38,6 @@ from ..data.arrays import (
 )
 from ..data.augment import Augment
 from ..data.dataset import ImageSet
-from ..data.loader import BatchLoader, needs_drop_last
 from ..data.sample import normalized_sample
 from ..data.stats import channel_stats
 from ..deploy.predict import Predictor
@@ -56,7 +55,7 @@ from .batch import BatchCalls
 from .callbacks import Callback
 from .history import History
 from .hooks import KerasCallbacks
-from .inputs import check_fit_arguments, first_batches, fit_splits, gather, gather_images
+from .inputs import check_fit_arguments, first_batches, fit_loader, fit_splits, gather, gather_images
 from .metrics import KerasMetrics, evaluation_logs, keras_line, weighted_names
 from .settings import (
     DEFAULT_BATCH_SIZE,
@@ -67,6 +66,7 @@ from .settings import (
     default_compiled,
     input_shape_to_chw,
 )
+from .stream import RanOutOfData, open_stream
 from .weights import WeightCalls
 
 
@@ -214,13 +214,19 @@ class Classifier(BatchCalls, WeightCalls):
         Each call continues training with fresh shuffling and augmentation (a loop of fit(..., epochs=1) sees
         new orders), from the optimizer state and lr the last call left. `initial_epoch` (from 0) resumes the
         count as in Keras: epochs initial_epoch+1 .. epochs are trained, and History and callbacks number them so.
-        `x` may also be a torch Dataset of (image, label) items, a DataLoader or generator of (x, y[, weights])
-        batches (the first `steps_per_epoch` of them, or all), a folder of class folders or a dataset name; they
-        are read into memory once (an endless generator needs steps_per_epoch).
-        `steps_per_epoch` ends each epoch after that many batches (of a fresh shuffle); `validation_steps` and
+        `x` may also be a DataLoader (a pass per epoch, its own shuffling) or a generator of (x, y[, weights])
+        batches with steps_per_epoch (that many more each epoch, as Keras), read as training goes; a torch
+        Dataset of (image, label) items, a finite generator, a folder of class folders or a dataset name are
+        read into memory once. `steps_per_epoch` ends each epoch after that many batches (of arrays: of a
+        fresh shuffle; of a DataLoader: the next ones, a new pass when one ends); `validation_steps` and
         `validation_batch_size` (default batch_size) validate on the first batches only; `validation_freq`
         validates every that many epochs (the val_ lists are shorter, as in Keras)."""
-        if y is None:  # a Dataset, DataLoader, generator, folder or name: read into memory (arrays need y)
+        seed = call_seed(self.seed, self._fits)
+        stream = open_stream(self, x, y, steps=steps_per_epoch, augment=augment, seed=seed,
+                             sample_weight=sample_weight, validation_split=validation_split)
+        if stream is not None:  # a DataLoader or generator read as training goes: its first batches build
+            x, y, sample_weight = stream.peek()
+        elif y is None:  # a Dataset, finite generator, folder or name: read into memory (arrays need y)
             x, y, sample_weight = gather(x, None, sample_weight, steps=steps_per_epoch)
         if validation_data is not None and not isinstance(validation_data, (tuple, list)):  # a Dataset, ...
             validation_data = gather(validation_data, None, None, steps=validation_steps, name="validation_data")
@@ -230,7 +236,7 @@ class Classifier(BatchCalls, WeightCalls):
                             initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
                             validation_steps=validation_steps, validation_freq=validation_freq)
         train, val = fit_splits(self, x, y, sample_weight=sample_weight, validation_data=validation_data,
-                                validation_split=validation_split)
+                                validation_split=validation_split, names=stream.peeked if stream else ("x", "y"))
         val = first_batches(val, None, validation_steps, validation_batch_size or batch_size)[0]
         if self._measure_stats:  # first fit: normalize with the training data's statistics, from now on
             mean, std = channel_stats(train)
@@ -239,28 +245,25 @@ class Classifier(BatchCalls, WeightCalls):
             if self.model.init_images:  # a data-dependent initialisation (resnet9_airbench's whitening), as train's
                 self.model.init_from_data(normalized_sample(train, self.info, self.model.init_images, seed=self.seed))
         cfg = replace(self._compiled.train, epochs=epochs, batch_size=batch_size)
-        loader = BatchLoader(train, batch_size, mean=self.info.mean, std=self.info.std, device=self.device,
-                             shuffle=shuffle, augment=augment, seed=call_seed(self.seed, self._fits),
-                             drop_last=needs_drop_last(len(train), batch_size))
-        if steps_per_epoch is not None:
-            if steps_per_epoch > len(loader):  # Keras stops with "your input ran out of data"; say it first
-                raise ValueError(f"steps_per_epoch={steps_per_epoch}, but {len(train)} images make {len(loader)} "
-                                 f"batches of {batch_size}; give at most {len(loader)}")
-            loader.max_batches = steps_per_epoch
+        loader = fit_loader(self, train, stream, batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed,
+                            steps_per_epoch=steps_per_epoch)
         progress = {0: "none", 2: "plain"}.get(verbose, "auto") if verbose != "auto" else "auto"
         compiled = self._compiled
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
             compiled.optimizer = compiled.spec.build(self.model) if compiled.spec else build_optimizer(self.model, cfg)
         weights = class_weight_tensor(class_weight, self.info.num_classes)
-        trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
-                          class_weight=weights, criterion=compiled.loss_fn)
-        history = History(trainer.history, compiled.metrics, model=self,
+        history = History(None, compiled.metrics, model=self,
                           weighted=weighted_names(compiled.metrics, compiled.weighted_metrics))
+        measured = KerasMetrics(history, self.info.class_names)
+        trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
+                          class_weight=weights, criterion=compiled.loss_fn, class_counts=measured.needs_counts)
+        history.loop = trainer.history
         history.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
                           "metrics": history.keys(val is not None)}
         keras_callbacks = KerasCallbacks(callbacks or (), self, history)
         trainer.callbacks = [compiled.lr_scale, ProgressCallback(make_progress(progress)),
-                             KerasMetrics(history, self.info.class_names), keras_callbacks]
+                             measured, keras_callbacks,
+                             *([RanOutOfData(stream, epochs)] if stream is not None else [])]
         trainer.state.epoch = initial_epoch + 1  # 1-based in the loop
         trainer.validate_every = validation_freq
         self.stop_training, self._trainer = False, trainer
@@ -271,7 +274,8 @@ class Classifier(BatchCalls, WeightCalls):
         self.history = history
         self._fits += 1
         epochs_done = len(history.epoch)  # fewer when stopped early (by a callback, even inside the first epoch)
-        self.info.training = {"samples": len(train), "epochs": self.info.training.get("epochs", 0) + epochs_done,
+        samples = len(train) if stream is None else loader.num_samples  # a stream's: its last epoch's images
+        self.info.training = {"samples": samples, "epochs": self.info.training.get("epochs", 0) + epochs_done,
                               **history.latest()}
         return history
 

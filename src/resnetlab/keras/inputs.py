@@ -29,11 +29,11 @@ def check_fit_arguments(*, epochs: int, batch_size: int, validation_split: float
 
 
 def fit_splits(clf: Any, x: Any, y: Any, *, sample_weight: Any, validation_data: tuple | None,
-               validation_split: float) -> tuple[ImageSet, ImageSet | None]:
+               validation_split: float, names: tuple[str, str] = ("x", "y")) -> tuple[ImageSet, ImageSet | None]:
     """(training set, validation set or None) from fit's arguments; builds the model at the first fit."""
-    y = clf._labels(y, "y")
+    y = clf._labels(y, names[1])
     clf._ensure_built(x, y)
-    train = with_weights(clf._imageset(x, y, ("x", "y")), sample_weight)
+    train = with_weights(clf._imageset(x, y, names), sample_weight)
     if validation_data is not None:
         if len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
@@ -43,6 +43,25 @@ def fit_splits(clf: Any, x: Any, y: Any, *, sample_weight: Any, validation_data:
     if validation_split > 0:
         return hold_out_last(train, validation_split)
     return train, None
+
+
+def fit_loader(clf: Any, train: ImageSet, stream: Any, *, batch_size: int, shuffle: bool, augment: Any, seed: int,
+               steps_per_epoch: int | None) -> Any:
+    """The training batches: `stream` (a StreamBatches, normalized as the model now is) or a BatchLoader over
+    `train`, ending each epoch after `steps_per_epoch` batches of a fresh shuffle."""
+    from ..data.loader import BatchLoader, needs_drop_last
+
+    if stream is not None:
+        stream.normalize_with(clf.info.mean, clf.info.std)
+        return stream
+    loader = BatchLoader(train, batch_size, mean=clf.info.mean, std=clf.info.std, device=clf.device, shuffle=shuffle,
+                         augment=augment, seed=seed, drop_last=needs_drop_last(len(train), batch_size))
+    if steps_per_epoch is not None:
+        if steps_per_epoch > len(loader):  # Keras stops with "your input ran out of data"; say it first
+            raise ValueError(f"steps_per_epoch={steps_per_epoch}, but {len(train)} images make {len(loader)} "
+                             f"batches of {batch_size}; give at most {len(loader)}")
+        loader.max_batches = steps_per_epoch
+    return loader
 
 
 def first_batches(data: Any, sample_weight: Any, steps: int | None, batch_size: int) -> tuple[Any, Any]:
@@ -59,7 +78,7 @@ def first_batches(data: Any, sample_weight: Any, steps: int | None, batch_size: 
     return (data.subset(slice(0, count)) if hasattr(data, "subset") else data[:count]), weights
 
 
-def _batch_parts(batch: Any, name: str) -> tuple[Any, Any, Any]:
+def batch_parts(batch: Any, name: str) -> tuple[Any, Any, Any]:
     """(x, y, sample_weight or None) of one batch or item: a tuple/list of 2 or 3."""
     if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
         return batch[0], batch[1], batch[2] if len(batch) == 3 else None
@@ -86,6 +105,15 @@ def _labels(parts: list[Any], items: bool) -> Any:
     return np.stack(values) if items else np.concatenate(values)
 
 
+def join_batches(batches: list[tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
+    """(x, y, w) batches as one (x, y, w or None), w None unless every batch has one."""
+    import numpy as np
+
+    xs, ys, ws = zip(*batches)
+    weights = None if any(w is None for w in ws) else np.concatenate([np.asarray(w, dtype=np.float32) for w in ws])
+    return _join(list(xs), False), _labels(list(ys), False), weights
+
+
 def gather(x: Any, y: Any, sample_weight: Any, *, steps: int | None, name: str = "x") -> tuple[Any, Any, Any]:
     """Keras' other inputs as arrays (x, y, sample_weight): a torch Dataset of (image, label) items, a DataLoader
     or any iterable/generator of (x, y[, w]) batches (the first `steps` batches, or until it ends), a folder of
@@ -106,20 +134,18 @@ def gather(x: Any, y: Any, sample_weight: Any, *, steps: int | None, name: str =
     if isinstance(x, (str, Path)):
         return _from_dataset_name(str(x))
     if isinstance(x, torch.utils.data.Dataset) and hasattr(x, "__len__"):  # map-style: (image, label) items
-        xs, ys, ws = zip(*(_batch_parts(x[i], f"{name}[{i}]") for i in range(len(x))))
+        xs, ys, ws = zip(*(batch_parts(x[i], f"{name}[{i}]") for i in range(len(x))))
         return _join(list(xs), True), _labels(list(ys), True), \
             None if ws[0] is None else np.asarray(ws, dtype=np.float32)
     if hasattr(x, "__iter__") or hasattr(x, "__next__"):  # a DataLoader, a generator: (x, y[, w]) batches
         batches = []
         for batch in x:
-            batches.append(_batch_parts(batch, name))
+            batches.append(batch_parts(batch, name))
             if steps is not None and len(batches) >= steps:
                 break
         if not batches:
             raise ValueError(f"{name} yielded no batch")
-        xs, ys, ws = zip(*batches)
-        return _join(list(xs), False), _labels(list(ys), False), \
-            None if ws[0] is None else np.concatenate([np.asarray(w, dtype=np.float32) for w in ws])
+        return join_batches(batches)
     raise ValueError(f"{name} must be images (an array or tensor), a torch Dataset or DataLoader, a generator of "
                      f"(x, y) batches, a folder or a dataset name; got {type(x).__name__}")
 

@@ -1,11 +1,11 @@
 """The compiled metrics the training loop does not sum itself, measured for Keras' logs, and evaluate's results.
 
 The loop sums the loss, accuracy and top-5 of each epoch; precision, recall, f1 and per-class accuracy
-of the training batches follow exactly from a confusion matrix summed over them (on the device, one add
-per batch), and every metric, auc included, of the validation data from the probabilities the loop's
-validation kept. compile's `weighted_metrics` are the same weighted by the sample weights (Keras 3: the
-`metrics` stay unweighted; a name in both lists logs its weighted twin as "weighted_NAME"). Runs as a loop
-Callback before the Keras callbacks, so their logs have the values.
+of the training batches follow exactly from the confusion matrix it sums with them (training/sums.py: kept in
+checkpoints, summed over DDP processes), and every metric, auc included, of the validation data from the
+probabilities the loop's validation kept. compile's `weighted_metrics` are the same weighted by the sample
+weights (Keras 3: the `metrics` stay unweighted; a name in both lists logs its weighted twin as
+"weighted_NAME"). Runs as a loop Callback before the Keras callbacks, so their logs have the values.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.metrics import FROM_COUNTS, ConfusionCounts, from_confusion, metric_value
+from ..analysis.metrics import FROM_COUNTS, from_confusion, metric_value
 from ..data.arrays import sample_weights
 from ..training.callbacks import Callback
 from .history import History
@@ -24,49 +24,31 @@ from .settings import LOOP_KINDS
 
 
 class KerasMetrics(Callback):
-    """Adds the metrics of `history` that the loop does not compute to `history.extra`, epoch by epoch."""
+    """Adds the metrics of `history` that the loop does not report to `history.extra`, epoch by epoch: the training
+    batches' from the loop's counts (Trainer(class_counts=True)), the validation data's from its probabilities."""
 
     def __init__(self, history: History, class_names: list[str]) -> None:
         self.history, self.class_names = history, class_names
         self.kinds = {name: kind for name, kind in history.metrics.items() if kind not in LOOP_KINDS}
         self.counted = {name: kind for name, kind in self.kinds.items() if kind in FROM_COUNTS}
         self.weighted = history.weighted  # logged name -> kind
-        self.counts: ConfusionCounts | None = None
-        self.weighted_counts: ConfusionCounts | None = None
-        self.weighted_top5: torch.Tensor | None = None  # [weight of the images in the top 5, weight total]
 
-    def on_epoch_begin(self, trainer: Any) -> None:
-        device, classes = trainer.loader.device, len(self.class_names)
-        self.counts = ConfusionCounts(classes, device) if self.counted else None
-        if self.weighted:
-            self.weighted_counts = ConfusionCounts(classes, device)
-            self.weighted_top5 = torch.zeros(2, dtype=torch.float64, device=device)
-
-    def on_batch_end(self, trainer: Any) -> None:
-        logits, labels, weights = trainer.last_output
-        if self.counts is not None:
-            self.counts.add(logits, labels)
-        if self.weighted_counts is not None:
-            weights = torch.ones(len(labels), device=logits.device) if weights is None else weights
-            self.weighted_counts.add(logits, labels, weights)
-            hard = labels.argmax(dim=1) if labels.ndim == 2 else labels
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            hit = (top == hard[:, None]).any(dim=1)
-            self.weighted_top5 += torch.stack([(weights * hit).sum(), weights.sum()]).double()
+    @property
+    def needs_counts(self) -> bool:
+        """Whether the loop must count classes for these metrics."""
+        return bool(self.counted or self.weighted)
 
     def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
         row: dict[str, Any] = {}
-        if self.counts is not None:
-            confusion = self.counts.matrix()
-            row.update({name: from_confusion(kind, confusion, self.class_names) for name, kind in self.counted.items()})
-        if self.weighted_counts is not None:
-            confusion = self.weighted_counts.matrix()
-            hits, total = self.weighted_top5.tolist()
+        counts = trainer.epoch_counts
+        if counts is not None:
+            row.update({name: from_confusion(kind, counts.confusion, self.class_names)
+                        for name, kind in self.counted.items()})
             for name, kind in self.weighted.items():
                 if kind == "top5":
-                    row[name] = hits / total if total > 0 else math.nan
+                    row[name] = counts.weighted_top5 / counts.weight_total if counts.weight_total > 0 else math.nan
                 elif kind != "auc":
-                    row[name] = from_confusion(kind, confusion, self.class_names)
+                    row[name] = from_confusion(kind, counts.weighted_confusion, self.class_names)
         validation = trainer.last_validation
         if validation is not None and validation.probs is not None:
             weights = getattr(trainer.val_data, "weights", None)

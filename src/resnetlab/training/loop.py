@@ -29,27 +29,17 @@ from .distributed import Distributed, all_reduce_sum, any_process, main_process_
 from .divergence import TrainingError, check_loss, check_validation, check_weights
 from .ema import Lookahead, ModelEma
 from .history import EpochMetrics, History, LoopState
-from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr
+from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr, whiten_bias
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressCallback, ProgressDisplay
 from .signals import StopRequest
 from .stopping import EarlyStopping
+from .sums import BASE, ClassCounts, EpochSums
 
 WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training accuracy (one device sync)
 # multi-process runs: how often the processes agree on a stop request (one tiny all-reduce and sync); a
 # process that left alone would leave the others waiting in their next gradient all-reduce
 STOP_CHECK_STEPS = 8
-
-
-def whiten_bias(model: nn.Module) -> nn.Parameter:
-    """The bias of the model's whitening stem (`model.whiten_bias()`, resnet9 with stem=whiten)."""
-    found = getattr(model, "whiten_bias", None)
-    bias = found() if callable(found) else None
-    if bias is None:
-        raise UserError(f"whiten_bias_epochs trains the bias of a whitening stem, which this "
-                        f"{type(model).__name__} does not have; use a model with stem=whiten (resnet9_airbench) "
-                        "or set whiten_bias_epochs=0")
-    return bias
 
 
 class Trainer:
@@ -66,13 +56,16 @@ class Trainer:
         distributed: the process group when launched by torchrun.
         callbacks: the run's Callbacks (training/callbacks.py), called in order; `Trainer.callbacks` is the list.
         criterion: the loss, (logits, targets) -> a scalar, instead of cross-entropy (the Keras facade's loss=).
+        class_counts: also sum confusion matrices, plain and sample-weighted (training/sums.py), for metrics
+            beyond accuracy; `epoch_counts` has the last epoch's, over all processes.
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, loader: Batches, cfg: TrainConfig, *,
                  val_data: Split | None = None, optimizer: torch.optim.Optimizer | None = None,
                  class_weight: torch.Tensor | None = None, distributed: Distributed | None = None,
                  sync_bn: bool = False, callbacks: Sequence[Callback] = (),
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 class_counts: bool = False):
         device = loader.device
         if len(loader) == 0:
             raise TrainingError("no training batch could be formed; give at least 2 training images "
@@ -108,7 +101,9 @@ class Trainer:
         self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)  # where the run ends
         self.schedule = build_schedule(cfg, self.steps_per_epoch, self.total_steps)
         self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
-        self.state = LoopState(warming=cfg.warmup_lr is not None)
+        self.sums = EpochSums(info.num_classes if class_counts else None)
+        self.state = LoopState(warming=cfg.warmup_lr is not None, sums=self.sums.zeros())
+        self.epoch_counts: ClassCounts | None = None
         self.history = History()
         # patience= is early stopping; first, so that the checkpoints written at an epoch's end know it stopped
         self.callbacks: list[Callback] = [*([EarlyStopping(cfg.patience)] if cfg.patience else []), *callbacks]
@@ -116,7 +111,7 @@ class Trainer:
         self.stop = StopRequest()
         self.validate_every = 1  # validate after every this many epochs (Keras' validation_freq)
         self.checkpoint_minutes = 0.0  # also ask for a checkpoint (on_checkpoint) this often in an epoch; 0: never
-        self._sums: torch.Tensor | None = None  # the epoch so far on the device: loss x n, correct, top-5
+        self._sums: torch.Tensor | None = None  # the epoch so far on the device (training/sums.py)
         self._started = 0.0  # perf_counter at the epoch's start, less the time of its resumed part
         self.last_loss: torch.Tensor | None = None  # the last micro-batch's loss (detached; reading it syncs)
         self.last_output: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # its outputs
@@ -171,6 +166,8 @@ class Trainer:
         if self.distributed is not None and self._trainable_now() != self._trainable:
             self.forward = self._wrap()  # DDP reduces the gradients of what trained when it was built
         self.loader.set_position(state.epoch, state.batch)
+        if len(state.sums) != self.sums.size:  # a checkpoint of a run that counted otherwise, at an epoch's start
+            state.sums = self.sums.zeros()
         sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
         warm_marks = None
         if state.warming:  # the window starts here, over all processes
@@ -197,10 +194,9 @@ class Trainer:
                     (self.sample_criterion(logits, labels) * weights).sum() / len(labels)
             scaled = loss / group
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            self._accumulate(sums, loss, logits, labels)
+            self.sums.add(sums, loss, logits, labels, weights)
             self.last_loss = loss.detach()
-            # for callbacks that measure more (keras/metrics.py): (logits, labels, sample weights or None)
-            self.last_output = (logits.detach(), labels, weights)
+            self.last_output = (logits.detach(), labels, weights)  # (logits, labels, sample weights or None)
             state.batch += 1
             state.seen += len(labels)
             if not last_micro:
@@ -224,13 +220,6 @@ class Trainer:
         if self.state.warming:
             return set_lr(self.optimizer, 1.0, absolute=self.cfg.warmup_lr)
         return set_lr(self.optimizer, self.schedule(self.state.step))
-
-    def _accumulate(self, sums: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
-        top = logits.detach().topk(min(5, logits.shape[1]), dim=1).indices
-        sums[0] += loss.detach().double() * len(labels)
-        sums[1] += (top[:, 0] == hard).sum()
-        sums[2] += (top == hard[:, None]).any(dim=1).sum()
 
     def _optimizer_step(self) -> None:
         if self.cfg.grad_clip:
@@ -311,8 +300,10 @@ class Trainer:
         """Epoch-end bookkeeping: totals over processes, validation, history, early stopping."""
         state = self.state
         # on the training device: NCCL reduces CUDA tensors only
-        totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)], device=self.loader.device),
-                                self.distributed).cpu().tolist()
+        totals = all_reduce_sum(torch.tensor([*state.sums, float(state.seen)], device=self.loader.device,
+                                             dtype=torch.float64), self.distributed).cpu()
+        self.epoch_counts = self.sums.counts(totals[:-1])
+        totals = [*totals[:BASE].tolist(), float(totals[-1])]  # loss x n, correct, top-5, images
         seen = max(totals[3], 1)
         if self.distributed is not None:  # every process sees the same totals, so all stop together
             check_loss(totals[0] / seen, self.state.step)
@@ -327,7 +318,7 @@ class Trainer:
             lr=self.lr, seconds=state.seconds,
             images_per_second=totals[3] / max(state.seconds, 1e-9))
         self.history.rows.append(metrics)
-        state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, [0.0] * 3, 0, 0.0
+        state.epoch, state.batch, state.sums, state.seen, state.seconds = state.epoch + 1, 0, self.sums.zeros(), 0, 0.0
         return metrics
 
     def finished(self) -> bool:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..config import OptimizerName, ScheduleName, TrainConfig
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, UserError, did_you_mean
 
 OPTIMIZERS = typing.get_args(OptimizerName)
 SCHEDULES = typing.get_args(ScheduleName)
@@ -175,3 +175,14 @@ def class_weights(cfg: TrainConfig, labels: torch.Tensor, num_classes: int) -> t
             raise ConfigError(f"class_weight=balanced: classes {missing} have no training images")
         return len(labels) / (num_classes * counts)
     return None
+
+
+def whiten_bias(model: nn.Module) -> nn.Parameter:
+    """The bias of the model's whitening stem (`model.whiten_bias()`, resnet9 with stem=whiten)."""
+    found = getattr(model, "whiten_bias", None)
+    bias = found() if callable(found) else None
+    if bias is None:
+        raise UserError(f"whiten_bias_epochs trains the bias of a whitening stem, which this "
+                        f"{type(model).__name__} does not have; use a model with stem=whiten (resnet9_airbench) "
+                        "or set whiten_bias_epochs=0")
+    return bias
