@@ -133,3 +133,22 @@ def test_a_folder_of_class_folders_trains_with_its_class_names_through_h5(tmp_pa
     assert set(predicted) <= set(names) and np.array_equal(predicted, clf.predict_labels(x[:20]))
     assert again.evaluate(str(tmp_path / "photos"), return_dict=True, verbose=0)["accuracy"] == pytest.approx(
         clf.evaluate(x, np.array(names, dtype=object)[y], return_dict=True, verbose=0)["accuracy"])
+
+
+def test_an_iterable_dataset_of_single_items_is_batched_as_a_dataloader_would():
+    images, labels = _tensors(48, 0)
+
+    class Items(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(zip(images, labels))
+
+    from_items, from_arrays = _clf(), _clf()  # no length: read into memory, then shuffled as arrays are
+    history = from_items.fit(Items(), epochs=1, batch_size=16, verbose=0)
+    from_arrays.fit(images, labels, epochs=1, batch_size=16, verbose=0)
+    assert history.params["steps"] == 3
+    for a, b in zip(from_arrays.model.parameters(), from_items.model.parameters()):
+        torch.testing.assert_close(a, b)
+    assert from_items.evaluate(Items(), verbose=0) == pytest.approx(from_items.evaluate(images, labels, verbose=0))
+    assert from_items.predict(Items(), verbose=0).shape == (48, 3)
+    streamed = _clf().fit(Items(), epochs=2, steps_per_epoch=2, batch_size=16, verbose=0)  # with steps: streamed
+    assert streamed.params["steps"] == 2 and len(streamed.history["loss"]) == 2

@@ -55,7 +55,7 @@ from .batch import BatchCalls
 from .callbacks import Callback
 from .history import History
 from .hooks import KerasCallbacks
-from .inputs import check_fit_arguments, first_batches, fit_loader, fit_splits, gather, gather_images
+from .inputs import check_fit_arguments, first_batches, fit_loader, fit_splits, gather, gather_images, item_batches
 from .metrics import KerasMetrics, evaluation_logs, keras_line, weighted_names
 from .settings import (
     DEFAULT_BATCH_SIZE,
@@ -221,7 +221,7 @@ class Classifier(BatchCalls, WeightCalls):
         fresh shuffle; of a DataLoader: the next ones, a new pass when one ends); `validation_steps` and
         `validation_batch_size` (default batch_size) validate on the first batches only; `validation_freq`
         validates every that many epochs (the val_ lists are shorter, as in Keras)."""
-        seed = call_seed(self.seed, self._fits)
+        seed, x = call_seed(self.seed, self._fits), item_batches(x, batch_size)
         stream = open_stream(self, x, y, steps=steps_per_epoch, augment=augment, seed=seed,
                              sample_weight=sample_weight, validation_split=validation_split)
         if stream is not None:  # a DataLoader or generator read as training goes: its first batches build

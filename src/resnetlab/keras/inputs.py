@@ -114,6 +114,18 @@ def join_batches(batches: list[tuple[Any, Any, Any]]) -> tuple[Any, Any, Any]:
     return _join(list(xs), False), _labels(list(ys), False), weights
 
 
+def item_batches(x: Any, batch_size: int | None) -> Any:
+    """A torch IterableDataset yields single (image, label) items: batched by a DataLoader (PyTorch's collate)
+    so that it reads as a DataLoader does; anything else as given."""
+    import torch
+
+    if isinstance(x, torch.utils.data.IterableDataset):
+        from .settings import DEFAULT_BATCH_SIZE
+
+        return torch.utils.data.DataLoader(x, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+    return x
+
+
 def gather(x: Any, y: Any, sample_weight: Any, *, steps: int | None, name: str = "x") -> tuple[Any, Any, Any]:
     """Keras' other inputs as arrays (x, y, sample_weight): a torch Dataset of (image, label) items, a DataLoader
     or any iterable/generator of (x, y[, w]) batches (the first `steps` batches, or until it ends), a folder of
@@ -133,6 +145,7 @@ def gather(x: Any, y: Any, sample_weight: Any, *, steps: int | None, name: str =
         raise ValueError("sample_weight goes with arrays; a dataset or generator yields (x, y, sample_weight)")
     if isinstance(x, (str, Path)):
         return _from_dataset_name(str(x))
+    x = item_batches(x, None)
     if isinstance(x, torch.utils.data.Dataset) and hasattr(x, "__len__"):  # map-style: (image, label) items
         xs, ys, ws = zip(*(batch_parts(x[i], f"{name}[{i}]") for i in range(len(x))))
         return _join(list(xs), True), _labels(list(ys), True), \
@@ -175,6 +188,7 @@ def gather_images(x: Any, steps: int | None) -> Any:
     if isinstance(x, (str, Path, Image.Image, list)) or not (hasattr(x, "__iter__") or hasattr(x, "__next__")) \
             or hasattr(x, "shape"):
         return x
+    x = item_batches(x, None)
     if isinstance(x, torch.utils.data.Dataset) and hasattr(x, "__len__"):
         items = [x[i] for i in range(len(x))]
         return _join([item[0] if isinstance(item, (tuple, list)) else item for item in items], True)

@@ -30,11 +30,19 @@ PEEK_BATCHES = 4  # read ahead to build the model and measure mean/std: 4 batche
 
 def is_stream(x: Any, steps_per_epoch: int | None) -> bool:
     """Whether fit reads `x` batch by batch: a DataLoader (a fresh pass per epoch), or a generator or iterator
-    when `steps_per_epoch` says how many of its batches make an epoch (without it a generator is read to its
-    end once, into memory)."""
-    if isinstance(x, torch.utils.data.DataLoader):
-        return True
+    when `steps_per_epoch` says how many of its batches make an epoch (without it a generator, or a DataLoader
+    of unknown length, is read to its end once, into memory)."""
+    if isinstance(x, torch.utils.data.DataLoader):  # one over an IterableDataset has no length: it needs steps
+        return steps_per_epoch is not None or _has_length(x)
     return steps_per_epoch is not None and hasattr(x, "__next__") and iter(x) is x
+
+
+def _has_length(x: Any) -> bool:
+    try:
+        len(x)
+    except TypeError:
+        return False
+    return True
 
 
 class StreamBatches(EpochBatches):
@@ -51,7 +59,7 @@ class StreamBatches(EpochBatches):
                  augment: Augment | None, seed: int, name: str = "x") -> None:
         self.source, self.convert, self.name = source, convert, name
         self.reiterable = not (hasattr(source, "__next__") and iter(source) is source)  # a DataLoader
-        if steps is None and not hasattr(source, "__len__"):
+        if steps is None and not _has_length(source):
             raise ValueError(f"{name} has no length: give steps_per_epoch, the batches that make an epoch")
         batches = steps if steps is not None else len(source)
         self._setup(batches, 1, False, seed, (0, 1))  # counted in batches: __len__ is the batches of an epoch
