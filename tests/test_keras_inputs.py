@@ -152,3 +152,16 @@ def test_an_iterable_dataset_of_single_items_is_batched_as_a_dataloader_would():
     assert from_items.predict(Items(), verbose=0).shape == (48, 3)
     streamed = _clf().fit(Items(), epochs=2, steps_per_epoch=2, batch_size=16, verbose=0)  # with steps: streamed
     assert streamed.params["steps"] == 2 and len(streamed.history["loss"]) == 2
+
+
+def test_a_loss_of_ones_own_refuses_a_generators_sample_weights():
+    x, y = _toy(64, 0)
+    clf = _clf()
+    clf.compile(optimizer="adam", loss=lambda logits, y: torch.nn.functional.cross_entropy(logits, y), precision="fp32")
+
+    def weighted():
+        while True:
+            yield x[:16], y[:16], np.ones(16)
+
+    with pytest.raises(resnetlab.errors.UserError, match="a loss function of your own must weight its terms"):
+        clf.fit(weighted(), steps_per_epoch=2, verbose=0)

@@ -40,6 +40,8 @@ WARMUP_CHECK_STEPS = 50  # how often He et al.'s warm-up looks at the training a
 # multi-process runs: how often the processes agree on a stop request (one tiny all-reduce and sync); a
 # process that left alone would leave the others waiting in their next gradient all-reduce
 STOP_CHECK_STEPS = 8
+OWN_LOSS_WEIGHTED = ("class and sample weights weight the built-in cross-entropy; a loss function of your own must "
+                     "weight its terms itself (or leave class_weight and sample_weight out)")
 
 
 class Trainer:
@@ -94,8 +96,7 @@ class Trainer:
         self.sample_criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing,
                                                     reduction="none")
         if criterion is not None and (class_weight is not None or getattr(loader, "weights", None) is not None):
-            raise UserError("class and sample weights weight the built-in cross-entropy; a loss function of your "
-                            "own must weight its terms itself (or leave class_weight and sample_weight out)")
+            raise UserError(OWN_LOSS_WEIGHTED)
         micro_per_epoch = len(loader)
         self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
         self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)  # where the run ends
@@ -179,6 +180,8 @@ class Trainer:
         batch_hooks = [callback for callback in self.callbacks if overrides(callback, "on_batch_end")]
         for images, labels, *weights in self.loader:  # sample weights third, when the data has them
             weights = weights[0] if weights else None
+            if weights is not None and self.custom_criterion:  # a generator's batches may bring weights late
+                raise UserError(OWN_LOSS_WEIGHTED)
             micro = state.batch % cfg.accumulate
             last_micro = micro == cfg.accumulate - 1 or state.batch == total_batches - 1
             # the step's loss is the mean over its micro-batches, and the epoch's last step may have fewer
