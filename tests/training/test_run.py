@@ -89,3 +89,18 @@ def test_tensorboard_without_the_package_warns_once_how_to_install_it(tmp_path, 
     assert not list(result.run_dir.glob("events.out.tfevents.*"))
     resnetlab.train(tensorboard=False, **quiet)
     assert "tensorboard" not in capsys.readouterr().out  # asked for none: nothing to say
+
+
+def test_the_final_test_evaluation_runs_in_the_training_arithmetic_when_asked(tmp_path):
+    from resnetlab.analysis.evaluation import evaluate_model
+    from resnetlab.data import load_dataset
+
+    result = resnetlab.train(model="tutorial_cnn", epochs=1, precision="bf16", test_precision="train",
+                             project=str(tmp_path), display="none", plots=False)
+    assert result.info.training["test_precision"] == "bf16"
+    model, info = resnetlab.load_model(result.best_path)
+    fp32 = evaluate_model(model, load_dataset("digits").test, info)  # predict's arithmetic
+    assert result.test.accuracy == pytest.approx(fp32.accuracy, abs=0.02)
+    assert result.test.loss != fp32.loss  # a different arithmetic was used
+    with pytest.raises(resnetlab.errors.ConfigError, match="test_precision"):
+        resnetlab.train(model="tutorial_cnn", epochs=1, test_precision="bf16", project=str(tmp_path))

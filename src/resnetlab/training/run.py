@@ -372,14 +372,18 @@ def _train(config: Config, display: str, distributed: Distributed | None, device
 
 def _finish(config: Config, data: DatasetSplits, writer: RunWriter, history: History, seconds: float,
             device: torch.device, trainer: Trainer) -> TrainResult:
-    """Evaluate the best model on the test split (fp32, as `predict` runs it) and write results.json."""
+    """Evaluate the best model on the test split (fp32, as `predict` runs it, or as training ran: test_precision)
+    and write results.json."""
     best_model, best_info = load_model(writer.best_path, device=device)
     test = None
     if data.test is not None:
+        same = config.run.test_precision == "train"
+        inference = Inference(trainer.precision.dtype if same else None, same and trainer.precision.channels_last,
+                              tta=config.run.tta)
         test = evaluate_model(best_model, data.test, best_info, device=device, workers=config.data.workers,
-                              inference=Inference(tta=config.run.tta))
+                              inference=inference)
         best_info.training.update(test_accuracy=test.accuracy, test_loss=test.loss, test_top5=test.top5,
-                                  test_tta=config.run.tta)
+                                  test_tta=config.run.tta, test_precision=trainer.precision.name if same else "fp32")
         save_model(writer.best_path, best_model, best_info)  # the model file records its test result too
     best_epoch = writer.best_epoch
     best_row = history.rows[best_epoch - 1] if 0 < best_epoch <= len(history.rows) else None
