@@ -14,7 +14,8 @@ the lr divided by 10 at 50% and 75% of the iterations (the paper's 32k and 48k o
   without resnetlab, resnet20 (does resnetlab train as the paper says?).
 Training error is the running error on the augmented batches (the paper's thin lines), test error the
 10,000 test images after each epoch (its bold lines). Prints the table, writes JSON after every run and
-a PNG of the curves.
+a PNG of the curves; runs already in the JSON (same epochs and seed) are kept, so a stopped invocation
+continues where it stopped (delete the JSON to start over).
 """
 
 from __future__ import annotations
@@ -113,7 +114,14 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/degradation.json")
     args = parser.parse_args()
     out, results = Path(args.out), {}
+    if out.is_file():  # a run stopped part way: keep the runs it finished on the same schedule and seed
+        earlier = json.loads(out.read_text())
+        if (earlier.get("epochs"), earlier.get("seed")) == (args.epochs, args.seed):
+            results = {name: run for name, run in earlier["runs"].items() if name in args.runs}
     for name in args.runs:
+        if name in results:
+            print(f"{name}: kept from {out}", flush=True)
+            continue
         print(f"{name}: {args.epochs} epochs", flush=True)
         if name in RESNETLAB_RUNS:
             results[name] = train_resnetlab(*RESNETLAB_RUNS[name], args.epochs, args.data_dir, args.seed)

@@ -100,3 +100,14 @@ def test_recipe_on_the_command_line_beats_the_one_in_the_file(tmp_path):
     assert config.run.recipe == "he2015-cifar"
     assert config.train.epochs == 7  # the file's own settings still apply over the recipe
     assert load_config(tmp_path / "c.yaml").run.recipe == "fast-cifar"
+
+
+@pytest.mark.parametrize("model", ["resnet20", "resnet110", "plain20", "plain56", "plain110"])
+def test_the_paper_recipe_builds_each_net_of_the_degradation_experiment(model):
+    """he2015-cifar sets option-A shortcuts; the plain twins, which have none, leave the option out."""
+    import resnetlab
+
+    config = load_config(overrides={"recipe": "he2015-cifar", "model": model})
+    net = resnetlab.create_model(model, **config.model.options())
+    assert (config.model.shortcut == "A") == model.startswith("resnet")
+    assert net.arch.name == model
