@@ -85,6 +85,8 @@ def plot(results: dict[str, dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    top = max(100 * row[key] for run in results.values() for row in run["log"][1:] for key in ("train_error",
+                                                                                              "test_error"))
     panels = [("plain (Fig. 6 left)", ["plain20", "plain56"]), ("residual (Fig. 6 middle)", ["resnet20", "resnet56"]),
               ("resnet20: resnetlab and the reference", ["resnet20", "resnet20-fp32", "reference-fp32",
                                                          "reference-bf16"])]
@@ -94,7 +96,7 @@ def plot(results: dict[str, dict], out: Path) -> None:
             epochs = [row["epoch"] for row in log]
             ax.plot(epochs, [100 * row["train_error"] for row in log], "--", color=color, lw=1)
             ax.plot(epochs, [100 * row["test_error"] for row in log], "-", color=color, lw=2, label=name)
-        ax.set(title=title, xlabel="epoch", ylim=(0, 40))
+        ax.set(title=title, xlabel="epoch", ylim=(0, min(100, top + 5)))  # from epoch 2: the first is near chance
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_ylabel("error (%): dashed training, bold test")
