@@ -11,7 +11,8 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 import resnetlab
 from quadrants import quadrant_images as _toy
-from resnetlab.analysis.metrics import ConfusionCounts, confusion_matrix, from_confusion, metric_value
+from resnetlab.analysis.metrics import confusion_matrix, from_confusion, metric_value
+from resnetlab.training.sums import EpochSums
 
 METRICS = ["accuracy", "precision", "recall", "f1_score", "auc", "per_class_accuracy"]
 
@@ -47,13 +48,16 @@ def test_each_metric_kind_is_scikit_learns_definition(weighted):
         mine = labels == k
         assert per_class[name] == pytest.approx((w[mine] * (probs[mine].argmax(1) == k)).sum() / w[mine].sum())
     # the running form: batches summed on the device give the same confusion matrix
-    counts = ConfusionCounts(4)
+    layout = EpochSums(4)
+    sums = torch.zeros(layout.size, dtype=torch.float64)
     for start in range(0, 200, 64):
         part = slice(start, start + 64)
-        counts.add(torch.tensor(np.log(probs[part] + 1e-9)), torch.tensor(labels[part]),
+        layout.add(sums, torch.tensor(0.0), torch.tensor(np.log(probs[part] + 1e-9)), torch.tensor(labels[part]),
                    None if weights is None else torch.tensor(weights[part]))
-    np.testing.assert_allclose(counts.matrix(), confusion_matrix(labels, probs.argmax(1), 4, weights))
-    assert from_confusion("f1", counts.matrix()) == pytest.approx(expected["f1"])
+    counts = layout.counts(sums)
+    np.testing.assert_allclose(counts.weighted_confusion, confusion_matrix(labels, probs.argmax(1), 4, weights))
+    np.testing.assert_array_equal(counts.confusion, confusion_matrix(labels, probs.argmax(1), 4))
+    assert from_confusion("f1", counts.weighted_confusion) == pytest.approx(expected["f1"])
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ class RunConfig:
     sync_bn: bool = False  # multi-process runs on CUDA: batch statistics over all processes
     tta: TtaMode = "none"  # test-time augmentation for the final test evaluation
     # the final test evaluation's arithmetic: fp32 (as `predict` runs it) or the training's precision and layout
-    # (bf16 on CPUs with AVX-512 BF16/AMX: about 2x faster, within 0.1 points; what the validation uses)
+    # (what the validation uses; bf16 on CPUs with AVX-512 BF16/AMX)
     test_precision: Literal["fp32", "train"] = "fp32"
     recipe: str | None = None  # the recipe the settings started from (`recipe=NAME`, applied before all else)
 

@@ -134,3 +134,20 @@ def test_each_process_takes_the_weights_of_its_own_images():
             assert torch.equal(w, x[:, 0, 0, 0] / 10)  # the weight of image k is k / 10
             seen += w.tolist()
     assert sorted(seen) == pytest.approx([k / 10 for k in range(8)])  # together: every image once
+
+
+def test_resuming_with_counts_from_a_checkpoint_without_them_keeps_the_epochs_loss(tmp_path):
+    def stop(trainer):
+        if trainer.state.step == 6:  # mid-epoch 2
+            trainer.stop.request("test")
+
+    whole, _ = _weighted_trainer(class_counts=False)
+    whole.run()
+    stopped, _ = _weighted_trainer([LambdaHooks(on_batch_end=stop)], class_counts=False)
+    stopped.run()
+    save_training(tmp_path / "last.safetensors", stopped)
+    resumed, _ = _weighted_trainer(class_counts=True)  # the settings changed: counts asked for from now on
+    restore_training(tmp_path / "last.safetensors", resumed)
+    resumed.run()
+    assert [r.train_loss for r in resumed.history.rows] == [r.train_loss for r in whole.history.rows]
+    assert resumed.epoch_counts.confusion.sum() == 32  # counted from the resume on: 2 of the epoch's 4 batches

@@ -5,8 +5,8 @@ The kinds are what Keras' `compile(metrics=[...])` names map to (keras/settings.
 labels or the predictions, scikit-learn's defaults with zero_division=0), auc (one-vs-rest ROC AUC averaged
 over the classes that have both positives and negatives) and per_class (the accuracy on each class's images,
 i.e. its recall). The definitions are scikit-learn's, and the tests check them against it with weights.
-`ConfusionCounts` is the running form for training batches: precision, recall, f1, accuracy and per_class
-follow exactly from a (weighted) confusion matrix summed over the batches.
+Precision, recall, f1, accuracy and per_class also follow exactly from a (weighted) confusion matrix
+(`from_confusion`): the training loop sums one over its batches (training/sums.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..data.arrays import sample_weights
 
@@ -91,23 +90,3 @@ def metric_value(kind: str, probs: np.ndarray, labels: np.ndarray, sample_weight
         raise ValueError(f"unknown metric kind {kind!r}; one of {', '.join(KINDS)}")
     confusion = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1], sample_weight)
     return from_confusion(kind, confusion, class_names)
-
-
-class ConfusionCounts:
-    """A running confusion matrix on the training device (one add per batch, no sync until read)."""
-
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        self.num_classes = num_classes
-        self.counts = torch.zeros(num_classes * num_classes, dtype=torch.float64, device=device)
-
-    def add(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> None:
-        hard = labels.argmax(dim=1) if labels.ndim == 2 else labels  # mixup/cutmix: the dominant class
-        index = hard * self.num_classes + logits.detach().argmax(dim=1)
-        self.counts.index_add_(0, index, torch.ones_like(index, dtype=torch.float64) if weights is None
-                               else weights.to(torch.float64))
-
-    def matrix(self) -> np.ndarray:
-        return self.counts.view(self.num_classes, self.num_classes).cpu().numpy()
-
-    def reset(self) -> None:
-        self.counts.zero_()

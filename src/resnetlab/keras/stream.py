@@ -66,6 +66,7 @@ class StreamBatches(EpochBatches):
         self.device = torch.device(device)
         self.mean: Any = None  # normalization: the Classifier's, set once the model is built (`normalize_with`)
         self.std: Any = None
+        self._normalizers: dict[float, Normalize] = {}
         self.augment = augment if augment is not None and augment.active else None
         self.images_per_epoch = 0  # images of the last epoch (num_samples)
         self.ran_out = False  # the generator has ended
@@ -90,7 +91,13 @@ class StreamBatches(EpochBatches):
         return first, f"the labels of {first}"
 
     def normalize_with(self, mean: Any, std: Any) -> None:
-        self.mean, self.std = mean, std
+        self.mean, self.std, self._normalizers = mean, std, {}
+
+    def _normalize(self, scale: float) -> Normalize:
+        """The Normalize of batches stored at `scale` (uint8 or 0..1 floats), built once each."""
+        if scale not in self._normalizers:
+            self._normalizers[scale] = Normalize(self.mean, self.std, scale, self.device)
+        return self._normalizers[scale]
 
     def _raw(self) -> tuple[tuple[Any, Any, Any], str] | None:
         """The next raw batch as (x, y, w) with its name for errors; a DataLoader whose pass has ended starts
@@ -142,7 +149,7 @@ class StreamBatches(EpochBatches):
             images = data.images.to(self.device)
             if self.augment is not None:
                 images = self.augment(images, generator)
-            normalized = Normalize(self.mean, self.std, data.scale, self.device)(images)
+            normalized = self._normalize(data.scale)(images)
             labels = data.labels.to(self.device)
             self.images_per_epoch += len(labels)
             yield (normalized, labels) if data.weights is None else (normalized, labels, data.weights.to(self.device))
@@ -165,7 +172,6 @@ class RanOutOfData(Callback):
                           f"sure it can give at least steps_per_epoch x epochs = {len(self.stream)} x {self.epochs} "
                           f"batches", stacklevel=2)
             trainer.state.done, trainer.state.stop_reason = True, "input ran out of data"
-
 
 
 def open_stream(clf: Any, x: Any, y: Any, *, steps: int | None, augment: Augment | None, seed: int,

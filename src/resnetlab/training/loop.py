@@ -167,8 +167,8 @@ class Trainer:
         if self.distributed is not None and self._trainable_now() != self._trainable:
             self.forward = self._wrap()  # DDP reduces the gradients of what trained when it was built
         self.loader.set_position(state.epoch, state.batch)
-        if len(state.sums) != self.sums.size:  # a checkpoint of a run that counted otherwise, at an epoch's start
-            state.sums = self.sums.zeros()
+        if len(state.sums) != self.sums.size:  # a checkpoint of a run that counted otherwise: keep its loss sums
+            state.sums = [*state.sums[:BASE], *self.sums.zeros()[BASE:]]
         sums = torch.tensor(state.sums, device=device, dtype=torch.float64)  # stay on the device: no sync per step
         warm_marks = None
         if state.warming:  # the window starts here, over all processes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 BASE = 3  # loss x n, correct, top-5
@@ -71,5 +72,5 @@ class ClassCounts:
 
     weighted_top5: float  # sample weight of the images whose class is in the top 5
     weight_total: float
-    confusion: object  # np.ndarray [K, K]: images of true class i predicted j
-    weighted_confusion: object  # the same, each image counting its sample weight
+    confusion: np.ndarray  # [K, K]: images of true class i predicted j
+    weighted_confusion: np.ndarray  # the same, each image counting its sample weight
