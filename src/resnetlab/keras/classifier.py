@@ -56,7 +56,7 @@ from .callbacks import Callback
 from .history import History
 from .hooks import KerasCallbacks
 from .inputs import check_fit_arguments, first_batches, fit_loader, fit_splits, gather, gather_images, item_batches
-from .metrics import KerasMetrics, evaluation_logs, keras_line, weighted_names
+from .metrics import KerasMetrics, evaluation_logs, keras_line, needs_counts, weighted_names
 from .settings import (
     DEFAULT_BATCH_SIZE,
     EVAL_BATCH_SIZE,
@@ -252,17 +252,16 @@ class Classifier(BatchCalls, WeightCalls):
         if compiled.optimizer is None:  # built once, so Adam's moments carry over between fit calls
             compiled.optimizer = compiled.spec.build(self.model) if compiled.spec else build_optimizer(self.model, cfg)
         weights = class_weight_tensor(class_weight, self.info.num_classes)
-        history = History(None, compiled.metrics, model=self,
-                          weighted=weighted_names(compiled.metrics, compiled.weighted_metrics))
-        measured = KerasMetrics(history, self.info.class_names)
         trainer = Trainer(self.model, self.info, loader, cfg, val_data=val, optimizer=compiled.optimizer,
-                          class_weight=weights, criterion=compiled.loss_fn, class_counts=measured.needs_counts)
-        history.loop = trainer.history
+                          class_weight=weights, criterion=compiled.loss_fn,
+                          class_counts=needs_counts(compiled.metrics, compiled.weighted_metrics))
+        history = History(trainer.history, compiled.metrics, model=self,
+                          weighted=weighted_names(compiled.metrics, compiled.weighted_metrics))
         history.params = {"epochs": epochs, "steps": len(loader), "verbose": verbose,
                           "metrics": history.keys(val is not None)}
         keras_callbacks = KerasCallbacks(callbacks or (), self, history)
         trainer.callbacks = [compiled.lr_scale, ProgressCallback(make_progress(progress)),
-                             measured, keras_callbacks,
+                             KerasMetrics(history, self.info.class_names), keras_callbacks,
                              *([RanOutOfData(stream, epochs)] if stream is not None else [])]
         trainer.state.epoch = initial_epoch + 1  # 1-based in the loop
         trainer.validate_every = validation_freq

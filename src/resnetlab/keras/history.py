@@ -17,7 +17,7 @@ from .settings import LOOP_KINDS
 class History:
     """`history.history["val_accuracy"]`, `history.epoch`, `history.params`, as `keras.callbacks.History`."""
 
-    def __init__(self, loop: LoopHistory | None, metrics: dict[str, str], params: dict[str, Any] | None = None,
+    def __init__(self, loop: LoopHistory, metrics: dict[str, str], params: dict[str, Any] | None = None,
                  model: Any = None, weighted: dict[str, str] | None = None) -> None:
         self.loop, self.metrics = loop, metrics  # metrics: the names given to compile -> their kind
         self.weighted = weighted or {}  # weighted_metrics by their logged name -> kind (keras/metrics.py)

@@ -33,11 +33,6 @@ class KerasMetrics(Callback):
         self.counted = {name: kind for name, kind in self.kinds.items() if kind in FROM_COUNTS}
         self.weighted = history.weighted  # logged name -> kind
 
-    @property
-    def needs_counts(self) -> bool:
-        """Whether the loop must count classes for these metrics."""
-        return bool(self.counted or self.weighted)
-
     def on_epoch_end(self, trainer: Any, metrics: Any) -> None:
         row: dict[str, Any] = {}
         counts = trainer.epoch_counts
@@ -58,6 +53,12 @@ class KerasMetrics(Callback):
                     row[f"val_{name}"] = metric_value(kind, validation.probs, validation.labels, prefix_weights,
                                                       class_names=self.class_names)
         self.history.extra.append(row)
+
+
+def needs_counts(metrics: dict[str, str], weighted_metrics: dict[str, str]) -> bool:
+    """Whether compile's metrics need the loop's confusion matrices (Trainer(class_counts=True)): any metric
+    beyond loss, accuracy and top-5, or any weighted one."""
+    return bool(weighted_metrics) or any(kind in FROM_COUNTS and kind not in LOOP_KINDS for kind in metrics.values())
 
 
 def weighted_names(metrics: dict[str, str], weighted_metrics: dict[str, str]) -> dict[str, str]:
