@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+
 import torch
 
 from .errors import ConfigError
 
+# glibc's mallopt parameters (malloc.h). Tensors above the mmap threshold (at most 32 MiB by default) get
+# fresh pages from the kernel on every allocation and return them on every free; a training step of
+# resnet8_airbench at batch 1024 allocates ~1 GB of such activations, and faulting those pages back in made
+# its step 1.3-2x slower on this project's 2-core VM (1104-1797 ms against 811-859 ms, docs/benchmarks.md).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+LARGEST_MALLOPT = 2**31 - 1  # mallopt takes an int
+_allocator_tuned: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+
+    Large blocks then come from the heap (no mmap threshold) and the heap is never trimmed, so the next
+    step reuses pages that are already mapped: the process's resident memory stays at its peak, as
+    under PyTorch's CUDA caching allocator or the jemalloc/tcmalloc that torch.backends.xeon.run_cpu
+    preloads. Called once per process for CPU devices; RESNETLAB_MALLOC=system leaves malloc as it is.
+    Returns whether it applied (False off glibc, e.g. on macOS, Windows or musl).
+    """
+    global _allocator_tuned
+    if _allocator_tuned is None:
+        _allocator_tuned = False
+        if sys.platform.startswith("linux") and os.environ.get("RESNETLAB_MALLOC", "").lower() != "system":
+            try:
+                libc = ctypes.CDLL(None)
+                tuned = libc.gnu_get_libc_version is not None and \
+                    libc.mallopt(M_MMAP_THRESHOLD, LARGEST_MALLOPT) == 1
+                _allocator_tuned = tuned and libc.mallopt(M_TRIM_THRESHOLD, LARGEST_MALLOPT) == 1
+            except (OSError, AttributeError):  # not glibc: its allocator has its own settings
+                pass
+    return _allocator_tuned
+
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """Return the torch device for a setting; `auto` prefers CUDA, then Apple's MPS, then the CPU."""
+    """Return the torch device for a setting; `auto` prefers CUDA, then Apple's MPS, then the CPU.
+    A CPU device also makes malloc keep freed memory (`keep_freed_memory`)."""
+    device = _device(name)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
+
+
+def _device(name: str | torch.device) -> torch.device:
     if isinstance(name, torch.device):
         return name
     name = name.strip().lower()
