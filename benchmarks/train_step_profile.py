@@ -8,7 +8,9 @@ backward) and the memory-bound rest (BatchNorm, ReLU, additions, other). The con
 bounds what any fusion of the rest can gain: with the rest free, a step costs the convolutions alone.
 The same step in eager fp32 NCHW (the plain-PyTorch setting, without its data loader) is timed in
 the same run as the reference, and with --compile the torch.compile'd step too (inductor fuses
-BatchNorm, ReLU and additions into generated kernels). Median of 20 steps after 5 warm-up steps.
+BatchNorm, ReLU and additions into generated kernels). The bf16 step is timed with glibc's default malloc
+and then with freed memory kept (resnetlab's CPU setting, device.keep_freed_memory); the profile is of the
+latter. Median of 20 steps after 5 warm-up steps.
 Writes JSON.
 """
 
@@ -23,6 +25,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 import resnetlab
+from resnetlab.device import keep_freed_memory
 from resnetlab.models.summary import count_flops
 
 from common import write_report
@@ -89,8 +92,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/train_step_profile.json")
     args = parser.parse_args()
 
+    # the reference and the first bf16 row run with glibc's malloc as plain PyTorch has it; then the process
+    # keeps freed memory as resnetlab's CPU device does (device.keep_freed_memory: it cannot be undone)
     reference = median_ms(make_step(args.model, args.batch, bf16=False, channels_last=False, compiled=False))
     default_step = make_step(args.model, args.batch, bf16=True, channels_last=True, compiled=False)
+    system_malloc = median_ms(default_step)
+    kept = keep_freed_memory()
     default = median_ms(default_step)
     groups = breakdown(default_step)
     profiled = sum(groups.values())
@@ -98,7 +105,8 @@ def main() -> None:
     rest = profiled - conv
     # a 2.5x target over the reference leaves this many ms per step for everything that is not a convolution
     budget = reference / 2.5 - conv * default / profiled
-    rows = [("fp32 NCHW eager (reference)", reference), ("bf16 channels_last eager (resnetlab default)", default)]
+    rows = [("fp32 NCHW eager (reference)", reference), ("bf16 channels_last eager, system malloc", system_malloc),
+            ("bf16 channels_last eager (resnetlab default" + (", freed memory kept)" if kept else ")"), default)]
     if args.compile:
         compiled_step = make_step(args.model, args.batch, bf16=True, channels_last=True, compiled=True)
         started = time.perf_counter()

@@ -97,6 +97,9 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)  # schedule=multistep: epochs to decay at; [] = 50%, 75%
     milestone_steps: list[int] = field(default_factory=list)  # schedule=multistep: iterations (overrides milestones)
     gamma: float = 0.1  # step/multistep decay factor
+    # cosine/onecycle warm restarts (SGDR, Loshchilov & Hutter 2017): the schedule starts again at these epochs,
+    # each cycle the whole schedule shrunk to its length (warm-up the same share), Lookahead's ramp too
+    restart_epochs: list[float] = field(default_factory=list)
     warmup_lr: float | None = None  # He et al.: train at this lr until train accuracy passes warmup_until_accuracy
     warmup_until_accuracy: float = 0.2  # ... i.e. training error below 80% (about 400 iterations for resnet110)
     label_smoothing: float = 0.0  # Szegedy et al. 2016; 0.1 is common
@@ -177,6 +180,10 @@ class Config:
              f"warmup_until_accuracy must be in (0, 1], got {t.warmup_until_accuracy}"),
             (all(m >= 1 for m in t.milestones + t.milestone_steps), "milestones and milestone_steps must be >= 1"),
             (all(w >= 0 for w in t.class_weights), "class_weights must be >= 0"),
+            (t.restart_epochs == sorted(set(t.restart_epochs)) and all(0 < r < t.epochs for r in t.restart_epochs),
+             f"restart_epochs must rise strictly, each after 0 and before epochs={t.epochs}, got {t.restart_epochs}"),
+            (not t.restart_epochs or t.schedule in ("cosine", "onecycle"),
+             f"restart_epochs restarts a cosine or onecycle schedule, not schedule={t.schedule}"),
             (d.val_fraction is None or 0 <= d.val_fraction < 1,
              f"val_fraction must be in [0, 1), got {d.val_fraction}"),
             (d.crop_padding is None or d.crop_padding >= 0, f"crop_padding must be >= 0, got {d.crop_padding}"),

@@ -289,7 +289,7 @@ def test_deterministic_mode_holds_during_the_run_and_is_put_back(tmp_path):
 def test_lookahead_pulls_toward_slow_weights_on_airbench_schedule():
     model = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(model.weight)
-    lookahead = Lookahead(model, every=2, total_steps=4)
+    lookahead = Lookahead(model, every=2, cycles=[(0, 4)])
     with torch.no_grad():
         model.weight.fill_(1.0)
     lookahead.step(1)  # not a lookahead step: nothing moves
@@ -302,7 +302,27 @@ def test_lookahead_pulls_toward_slow_weights_on_airbench_schedule():
     lookahead.finish()  # the model ends at the slow weights
     assert model.weight.item() == pytest.approx(1 - decay)
     with pytest.raises(ValueError, match="lookahead_steps"):
-        Lookahead(model, every=0, total_steps=4)
+        Lookahead(model, every=0, cycles=[(0, 4)])
+
+
+def test_lookahead_ramps_again_in_each_lr_cycle_and_ends_each_on_the_slow_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    lookahead = Lookahead(model, every=2, cycles=[(0, 4), (4, 12)])
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    lookahead.step(2)
+    lookahead.step(3)
+    with torch.no_grad():
+        model.weight.fill_(5.0)  # the fast weights wander off ...
+    lookahead.step(4)  # ... the first cycle's last step: decay 0.95**2 * (4/4)**3, then the model takes the slow
+    slow = (1 - 0.95 ** 2 * 0.125) * (0.95 ** 2) + 5.0 * (1 - 0.95 ** 2)
+    assert model.weight.item() == pytest.approx(slow)
+    with torch.no_grad():
+        model.weight.fill_(9.0)
+    lookahead.step(6)  # second cycle, 2 of its 8 steps: decay 0.95**2 * (2/8)**3
+    decay = 0.95 ** 2 / 64
+    assert model.weight.item() == pytest.approx(decay * slow + (1 - decay) * 9.0)
 
 
 def test_training_with_lookahead_ends_on_the_slow_weights():

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import resnetlab
-from resnetlab.config import TrainConfig
+from resnetlab.config import TrainConfig, load_config
 from resnetlab.errors import ConfigError
+from resnetlab.training import optim
 from resnetlab.training.optim import build_optimizer, build_schedule, param_groups, set_lr
 
 
@@ -25,6 +26,30 @@ def test_onecycle_rises_then_falls_linearly():
     assert schedule(24) == pytest.approx(1.0)
     assert schedule(62) == pytest.approx(0.5, abs=0.01)  # halfway down
     assert schedule(99) == pytest.approx(0.0, abs=0.02)
+
+
+def test_restarts_run_the_schedule_again_in_each_cycle_with_the_same_share_of_warm_up():
+    cfg = TrainConfig(epochs=40, schedule="onecycle", warmup_epochs=10, start_lr_factor=0.2, end_lr_factor=0.0,
+                      restart_epochs=[8])
+    schedule = build_schedule(cfg, steps_per_epoch=10)  # cycles of 80 and 320 steps, warm-ups of 20 and 80
+    first = build_schedule(TrainConfig(epochs=1, schedule="onecycle", warmup_epochs=0.25, start_lr_factor=0.2), 80)
+    second = build_schedule(TrainConfig(epochs=1, schedule="onecycle", warmup_epochs=0.25, start_lr_factor=0.2), 320)
+    assert [schedule(s) for s in (0, 19, 79)] == pytest.approx([first(0), 1.0, first(79)])
+    assert first(79) < 0.02 and schedule(80) == pytest.approx(0.2 + 0.8 / 80)  # back to the start of a triangle
+    assert [schedule(80 + s) for s in (79, 200, 319)] == pytest.approx([1.0, second(200), second(319)])
+    assert optim.cycles(cfg, 10, 400) == [(0, 80), (80, 400)]
+    assert optim.cycles(cfg, 10, 50) == [(0, 50)]  # max_steps before the restart: one cycle, cut
+    assert optim.cycles(TrainConfig(epochs=3), 10, 30) == [(0, 30)]
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"restart_epochs": [5, 3]}, "restart_epochs must rise strictly"),
+    ({"restart_epochs": [10]}, "before epochs=10"),
+    ({"restart_epochs": [4], "schedule": "multistep"}, "not schedule=multistep"),
+])
+def test_bad_restarts_are_refused(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(overrides={"epochs": 10, **overrides})
 
 
 def test_multistep_in_iterations_as_he_et_al():

@@ -56,27 +56,31 @@ class Lookahead:
     restart from it: slow = decay * slow + (1 - decay) * fast; fast = slow.
 
     decay = 0.95**every * (step / total)**3: no pull at the start, the most at the end, where it
-    averages away the noise of the last steps. `finish` leaves the model at the slow weights.
+    averages away the noise of the last steps; the model ends at the slow weights (`finish`). With lr
+    restarts (train.restart_epochs) each cycle has that ramp and ends so: step and total count in the cycle.
     Parameters and float buffers (BatchNorm statistics) both follow; counters are left alone.
     """
 
     BASE = 0.95  # airbench's per-step decay
 
-    def __init__(self, model: nn.Module, every: int, total_steps: int):
+    def __init__(self, model: nn.Module, every: int, cycles: list[tuple[int, int]]):
         if every < 1:
             raise ValueError(f"lookahead_steps must be >= 1, got {every}")
-        self.every, self.total_steps = every, max(1, total_steps)
+        self.every, self.cycles = every, cycles  # (first step, end step) of each lr cycle (optim.cycles)
         self._fast = [v for v in model.state_dict().values() if v.is_floating_point()]
         self.slow = [v.detach().clone() for v in self._fast]
 
     @torch.no_grad()
     def step(self, step: int) -> None:
-        """Call after optimizer step number `step` (1-based); acts on every `every`-th."""
-        if step % self.every:
-            return
-        decay = self.BASE ** self.every * min(1.0, step / self.total_steps) ** 3
-        torch._foreach_lerp_(self.slow, self._fast, 1.0 - decay)
-        torch._foreach_copy_(self._fast, self.slow)
+        """Call after optimizer step number `step` (1-based); acts on every `every`-th, and at the end of each
+        cycle the model takes the slow weights (`finish`)."""
+        start, end = next(((a, b) for a, b in self.cycles if step <= b), self.cycles[-1])
+        if not step % self.every:
+            decay = self.BASE ** self.every * min(1.0, (step - start) / max(1, end - start)) ** 3
+            torch._foreach_lerp_(self.slow, self._fast, 1.0 - decay)
+            torch._foreach_copy_(self._fast, self.slow)
+        if step == end:
+            self.finish()
 
     @torch.no_grad()
     def finish(self) -> None:

@@ -29,7 +29,7 @@ from .distributed import Distributed, all_reduce_sum, any_process, main_process_
 from .divergence import TrainingError, check_loss, check_validation, check_weights
 from .ema import Lookahead, ModelEma
 from .history import EpochMetrics, History, LoopState
-from .optim import build_optimizer, build_schedule, head_parameters, reported_lr, set_lr, whiten_bias
+from .optim import build_optimizer, build_schedule, cycles, head_parameters, reported_lr, set_lr, whiten_bias
 from .precision import Precision, grad_scaler, resolve_precision
 from .progress import ProgressCallback, ProgressDisplay
 from .signals import StopRequest
@@ -101,7 +101,8 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(micro_per_epoch / cfg.accumulate))
         self.total_steps = min(self.steps_per_epoch * cfg.epochs, cfg.max_steps or math.inf)  # where the run ends
         self.schedule = build_schedule(cfg, self.steps_per_epoch, self.total_steps)
-        self.lookahead = Lookahead(self.model, cfg.lookahead_steps, self.total_steps) if cfg.lookahead_steps else None
+        spans = cycles(cfg, self.steps_per_epoch, self.total_steps)  # the lr's cycles: Lookahead follows them
+        self.lookahead = Lookahead(self.model, cfg.lookahead_steps, spans) if cfg.lookahead_steps else None
         self.sums = EpochSums(info.num_classes if class_counts else None)
         self.state = LoopState(warming=cfg.warmup_lr is not None, sums=self.sums.zeros())
         self.epoch_counts: ClassCounts | None = None
@@ -237,8 +238,6 @@ class Trainer:
         self.state.step += 1
         if self.lookahead is not None:
             self.lookahead.step(self.state.step)
-            if self.state.step == self.total_steps:
-                self.lookahead.finish()
         if self.ema is not None:
             self.ema.update(self.model)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import typing
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -93,17 +94,33 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
                       f"choose one of {', '.join(OPTIMIZERS)}")
 
 
+def cycles(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> list[tuple[int, int]]:
+    """The schedule's cycles as (first step, end step): one for the run, or split at restart_epochs."""
+    bounds = [0, *(int(round(r * steps_per_epoch)) for r in cfg.restart_epochs), cfg.epochs * steps_per_epoch]
+    pairs = [(a, min(b, total_steps)) for a, b in zip(bounds, bounds[1:]) if a < min(b, total_steps)]
+    return pairs or [(0, max(1, total_steps))]
+
+
 def build_schedule(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | None = None) -> Schedule:
     """Return iteration -> lr multiplier: linear warm-up, then cosine, onecycle, step, multistep or constant.
 
     onecycle (Smith & Topin 2018, as airbench uses it) rises linearly from lr x start_lr_factor (default
     1/25) over the warm-up (warmup_epochs, default 25% of training) and falls linearly to lr x end_lr_factor
-    (default 0) at the end: airbench94's triangle is start 0.2, peak at 23%, end 0.07.
+    (default 0) at the end: airbench94's triangle is start 0.2, peak at 23%, end 0.07. With restart_epochs,
+    each cycle is that schedule over the cycle's steps, its warm-up the same share of them.
     """
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}{did_you_mean(cfg.schedule, SCHEDULES)}; choose one of "
                           f"{', '.join(SCHEDULES)}")
     total = total_steps or cfg.epochs * steps_per_epoch
+    if cfg.restart_epochs:
+        one = replace(cfg, restart_epochs=[], epochs=1, warmup_epochs=cfg.warmup_epochs / cfg.epochs)
+        parts = [(a, build_schedule(one, b - a)) for a, b in cycles(cfg, steps_per_epoch, total)]
+
+        def restarted(step: int) -> float:
+            start, part = next((a, f) for a, f in reversed(parts) if step >= a)
+            return part(step - start)
+        return restarted
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     if cfg.schedule == "onecycle" and not warmup:
         warmup = int(round(0.25 * total))
