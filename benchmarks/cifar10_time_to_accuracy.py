@@ -124,8 +124,9 @@ def main() -> None:
     parser.add_argument("settings", nargs="*", help="key=value settings on top of the recipe")
     parser.add_argument("--recipe", default="fast-cifar")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--no-airbench", action="store_true", help="run only the recipe")
-    parser.add_argument("--no-recipe", action="store_true", help="run only airbench94")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--no-airbench", action="store_true", help="run only the recipe")
+    only.add_argument("--no-recipe", action="store_true", help="run only airbench94")
     parser.add_argument("--airbench-seeds", type=int, nargs="+", help="airbench94's seeds when not all of --seeds")
     parser.add_argument("--airbench-malloc", choices=("system", "kept"), default="system",
                         help="system: airbench94 as published runs with glibc's default malloc (all its seeds run "

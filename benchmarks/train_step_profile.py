@@ -9,14 +9,15 @@ bounds what any fusion of the rest can gain: with the rest free, a step costs th
 The same step in eager fp32 NCHW (the plain-PyTorch setting, without its data loader) is timed in
 the same run as the reference, and with --compile the torch.compile'd step too (inductor fuses
 BatchNorm, ReLU and additions into generated kernels). The bf16 step is timed with glibc's default malloc
-and then with freed memory kept (resnetlab's CPU setting, device.keep_freed_memory); the profile is of the
-latter. Median of 20 steps after 5 warm-up steps.
+and then with freed memory kept (resnetlab's CPU setting, device.keep_freed_memory), each with its page
+faults per step and its profile. Median of 20 steps after 5 warm-up steps.
 Writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -38,6 +39,7 @@ GROUPS = {
     "aten::_batch_norm_impl_index": "batchnorm",
     "aten::relu_": "relu", "aten::clamp_min_": "relu", "aten::threshold_backward": "relu",
     "aten::add": "add", "aten::add_": "add",
+    "aten::fill_": "fill (zeroing)",  # max-pool backward zeroes its input gradient: page faults land here
 }
 
 
@@ -72,6 +74,14 @@ def median_ms(step, warmup: int = 5, steps: int = 20) -> float:
     return statistics.median(times) * 1e3
 
 
+def faults_per_step(step, steps: int = 5) -> float:
+    """Minor page faults per step: memory the kernel maps in afresh (4 KiB each)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
 def breakdown(step, steps: int = 5) -> dict[str, float]:
     """ms per step by operator group (self CPU time)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -97,9 +107,10 @@ def main() -> None:
     reference = median_ms(make_step(args.model, args.batch, bf16=False, channels_last=False, compiled=False))
     default_step = make_step(args.model, args.batch, bf16=True, channels_last=True, compiled=False)
     system_malloc = median_ms(default_step)
+    system_faults, system_groups = faults_per_step(default_step), breakdown(default_step)
     kept = keep_freed_memory()
     default = median_ms(default_step)
-    groups = breakdown(default_step)
+    kept_faults, groups = faults_per_step(default_step), breakdown(default_step)
     profiled = sum(groups.values())
     conv = groups.get("conv forward", 0.0) + groups.get("conv backward", 0.0)
     rest = profiled - conv
@@ -119,11 +130,14 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     for name, ms in rows:
         print(f"| {name} | {ms:.1f} | {args.batch / ms * 1e3:,.0f} | {reference / ms:.2f}x |")
-    print(f"\nresnetlab default, ms per step by operator group (profiled total {profiled:.1f} ms):\n")
-    print("| group | ms | share |")
-    print("| --- | ---: | ---: |")
+    print(f"\npage faults per bf16 step: {system_faults:,.0f} with the system malloc "
+          f"({system_faults * 4 / 1024:,.0f} MiB mapped afresh), {kept_faults:,.0f} with freed memory kept")
+    print(f"\nms per bf16 step by operator group (profiled totals: resnetlab default {profiled:.1f} ms, "
+          f"system malloc {sum(system_groups.values()):.1f} ms):\n")
+    print("| group | resnetlab default ms | share | system malloc ms |")
+    print("| --- | ---: | ---: | ---: |")
     for name, ms in sorted(groups.items(), key=lambda item: -item[1]):
-        print(f"| {name} | {ms:.1f} | {ms / profiled:.0%} |")
+        print(f"| {name} | {ms:.1f} | {ms / profiled:.0%} | {system_groups.get(name, 0.0):.1f} |")
     ceiling = reference / (conv * default / profiled)
     # a step is 3 forward passes of multiply-adds (forward, input and weight gradients); nearly all of them in convs
     conv_gflops = 3 * count_flops(resnetlab.create_model(args.model, num_classes=10), (3, 32, 32)) * args.batch \
@@ -133,6 +147,8 @@ def main() -> None:
           f"the convolutions compute at {conv_gflops:.0f} GFLOP/s")
     write_report({"benchmark": "train_step_profile", "model": args.model, "batch": args.batch,
                   "ms_per_step": dict(rows), "groups_ms": groups, "profiled_ms": profiled,
+                  "groups_ms_system_malloc": system_groups, "page_faults_per_step": {
+                      "system malloc": system_faults, "freed memory kept": kept_faults},
                   "conv_ms": conv, "rest_ms": rest, "ceiling_ratio": ceiling, "conv_gflops_per_s": conv_gflops,
                   "rest_budget_ms_for_2_5x": budget,
                   **({"compile_seconds": compile_seconds} if args.compile else {})}, args.out)

@@ -1,5 +1,6 @@
 """keep_freed_memory: freed tensor memory is reused without new page faults (glibc malloc on Linux)."""
 
+import os
 import subprocess
 import sys
 
@@ -22,7 +23,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def faults(env_value: str) -> int:
-    import os
     env = {**os.environ, "RESNETLAB_MALLOC": env_value}
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1])
@@ -30,14 +30,8 @@ def faults(env_value: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is a Linux setting")
 def test_cpu_device_keeps_freed_memory_mapped():
-    # 10 x 64 MiB in 4 KiB pages is 163,840 faults when every allocation gets fresh pages; kept memory
-    # costs at most one allocation's worth (16,384: the heap grows once)
-    assert faults("system") > 100_000
-    assert faults("") < 30_000
-
-
-def test_keep_freed_memory_is_idempotent():
-    from resnetlab.device import keep_freed_memory
-    first = keep_freed_memory()
-    assert keep_freed_memory() is first
-    assert first is sys.platform.startswith("linux")
+    # with RESNETLAB_MALLOC=system every 64 MiB allocation gets fresh pages (163,840 faults in 4 KiB pages);
+    # kept memory costs about one allocation's worth (the heap grows once). Compared, not absolute: with
+    # transparent huge pages on for everything both counts shrink
+    system, kept = faults("system"), faults("")
+    assert kept * 4 < system

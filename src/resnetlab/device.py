@@ -11,9 +11,9 @@ import torch
 from .errors import ConfigError
 
 # glibc's mallopt parameters (malloc.h). Tensors above the mmap threshold (at most 32 MiB by default) get
-# fresh pages from the kernel on every allocation and return them on every free; a training step of
-# resnet8_airbench at batch 1024 allocates ~1 GB of such activations, and faulting those pages back in made
-# its step 1.3-2x slower on this project's 2-core VM (1104-1797 ms against 811-859 ms, docs/benchmarks.md).
+# fresh pages from the kernel on every allocation and return them on every free; a bf16 training step of
+# resnet8_airbench at batch 1024 mapped 974 MiB afresh, 1215 ms a step against 985 ms with this setting on
+# this project's 2-core VM (benchmarks/train_step_profile.py, docs/benchmarks.md).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 LARGEST_MALLOPT = 2**31 - 1  # mallopt takes an int
 _allocator_tuned: bool | None = None
@@ -34,10 +34,10 @@ def keep_freed_memory() -> bool:
         if sys.platform.startswith("linux") and os.environ.get("RESNETLAB_MALLOC", "").lower() != "system":
             try:
                 libc = ctypes.CDLL(None)
-                tuned = libc.gnu_get_libc_version is not None and \
-                    libc.mallopt(M_MMAP_THRESHOLD, LARGEST_MALLOPT) == 1
-                _allocator_tuned = tuned and libc.mallopt(M_TRIM_THRESHOLD, LARGEST_MALLOPT) == 1
-            except (OSError, AttributeError):  # not glibc: its allocator has its own settings
+                libc.gnu_get_libc_version  # noqa: B018 (AttributeError off glibc: musl has its own allocator)
+                _allocator_tuned = libc.mallopt(M_MMAP_THRESHOLD, LARGEST_MALLOPT) == 1 and \
+                    libc.mallopt(M_TRIM_THRESHOLD, LARGEST_MALLOPT) == 1
+            except (OSError, AttributeError):
                 pass
     return _allocator_tuned
 
