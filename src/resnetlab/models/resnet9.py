@@ -205,9 +205,9 @@ def resnet9_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: obj
 def resnet8_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: object) -> ResNet9:
     """airbench94's network made residual: the whitened 2x2 stem, then three layers of 64, 256 and 256 channels,
     each a conv-pool-BN-activation followed by a residual conv-BN-activation (airbench's second conv of each
-    group, here with a shortcut), ReLU (a 4-step microbenchmark had GELU 28% slower on the CPU, but airbench94
-    itself, GELU, ran 8% faster per epoch than fast-cifar: to be settled side by side, docs/benchmarks.md), bias-only
-    BatchNorm (momentum 0.4, eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
+    group, here with a shortcut), ReLU (a 4-step microbenchmark had GELU 28% slower on the CPU; in whole epochs,
+    with freed memory kept for both, airbench94's GELU net and this one cost the same 38-41 s, docs/benchmarks.md),
+    bias-only BatchNorm (momentum 0.4, eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
     settings: dict[str, object] = dict(stem="whiten", widths=(64, 256, 256), residual_convs=1,
                                        residual_layers=(1, 2, 3), activation="relu", norm="bias", bn_momentum=0.4,
                                        bn_eps=1e-12, pool_first=True, head_scale=1 / 9)
