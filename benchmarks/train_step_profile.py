@@ -39,7 +39,7 @@ GROUPS = {
     "aten::_batch_norm_impl_index": "batchnorm",
     "aten::relu_": "relu", "aten::clamp_min_": "relu", "aten::threshold_backward": "relu",
     "aten::add": "add", "aten::add_": "add",
-    "aten::fill_": "fill (zeroing)",  # max-pool backward zeroes its input gradient: page faults land here
+    "aten::fill_": "fill (zeroing)",  # max-pool backward zeroes its input gradient (maxpool_backward.py)
 }
 
 
