@@ -94,8 +94,8 @@ def test_model_options_pass_only_what_was_set():
     config = load_config(overrides={"stem": "small", "drop_path_rate": "0.1"})
     assert config.model.options() == {"stem": "small", "drop_path_rate": 0.1}
     assert load_config().model.options() == {}
-    gelu = load_config(overrides={"model": "resnet8_airbench", "activation": "gelu"})
-    assert gelu.model.options() == {"activation": "gelu"}
+    gelu = load_config(overrides={"model": "resnet8_airbench", "activation": "gelu", "conv_init": "dirac"})
+    assert gelu.model.options() == {"activation": "gelu", "conv_init": "dirac"}
     assert isinstance(resnetlab.create_model(gelu.model.name, **gelu.model.options()).layer1[0].act, torch.nn.GELU)
     with pytest.raises(ConfigError, match="activation must be one of relu, gelu"):
         load_config(overrides={"activation": "tanh"})

@@ -36,6 +36,8 @@ class ModelConfig:
     shortcut: Literal["A", "B"] | None = None  # He et al. 2015, Sec. 3.3; None keeps the architecture's own
     # resnet9 family: the nonlinearity (airbench94: GELU; Page: ReLU); None keeps the architecture's own
     activation: Literal["relu", "gelu"] | None = None
+    # resnet9 family: the 3x3 convs' init: He et al.'s normal, or airbench94's identities (dirac); None: own
+    conv_init: Literal["kaiming", "dirac"] | None = None
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
@@ -43,7 +45,8 @@ class ModelConfig:
 
     def options(self) -> dict[str, Any]:
         """Architecture options to pass to `create_model`, leaving out the ones left at default."""
-        opts = {"stem": self.stem, "shortcut": self.shortcut, "width": self.width, "activation": self.activation}
+        opts = {"stem": self.stem, "shortcut": self.shortcut, "width": self.width, "activation": self.activation,
+                "conv_init": self.conv_init}
         opts = {k: v for k, v in opts.items() if v is not None}
         for key in ("zero_init_residual", "drop_path_rate", "block_drop_rate"):
             if getattr(self, key):

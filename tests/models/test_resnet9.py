@@ -53,6 +53,7 @@ def test_width_and_depth_options():
     ({"residual_layers": (4,)}, "residual_layers must name layers among 1, 2, 3"),
     ({"norm": "none"}, "norm must be scale_and_bias or bias"),
     ({"depth": 3}, "does not take option 'depth'"),
+    ({"conv_init": "orthogonal"}, "conv_init must be kaiming or dirac"),
 ])
 def test_bad_options_say_what_is_allowed(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -154,3 +155,18 @@ def test_flops_of_the_fast_family_from_their_layer_shapes():
     page = (32 * 32 * 64 * 3 * 9 + 32 * 32 * 128 * 64 * 9 + 2 * 16 * 16 * 128 * 128 * 9 + 16 * 16 * 256 * 128 * 9
             + 8 * 8 * 512 * 256 * 9 + 2 * 4 * 4 * 512 * 512 * 9 + 512 * 10)
     assert count_flops(resnetlab.create_model("resnet9"), (3, 32, 32)) == 2 * page  # 0.759 GFLOPs
+
+
+def test_dirac_init_starts_each_conv_as_an_identity_on_its_inputs_as_airbench94s_does():
+    torch.manual_seed(0)
+    model = resnetlab.create_model("resnet8_airbench", conv_init="dirac")
+    conv = model.layer2[1].branch[0].conv  # 256 -> 256: every filter an identity
+    x = torch.randn(2, 256, 7, 7)
+    torch.testing.assert_close(conv(x), x)
+    widen = model.layer1[0].conv  # 24 -> 64: the first 24 filters pass the input, the other 40 keep nn.Conv2d's init
+    bound = 1 / (24 * 9) ** 0.5  # nn.Conv2d's default: uniform within 1/sqrt(fan_in)
+    torch.testing.assert_close(widen(torch.ones(1, 24, 5, 5))[0, :24, 2, 2], torch.ones(24))
+    assert widen.weight[24:].abs().max() <= bound and widen.weight[24:].std() > bound / 3
+    assert model.conv1.weight.abs().sum() > 0  # the whitening conv is left to init_from_data
+    kaiming = resnetlab.create_model("resnet8_airbench").layer2[1].branch[0].conv.weight
+    assert kaiming.std().item() == pytest.approx((2 / (256 * 9)) ** 0.5, rel=0.05)  # He et al., fan_out

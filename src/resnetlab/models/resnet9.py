@@ -16,6 +16,9 @@ airbench94's choices (its published `hyp`), each an option here:
     `bn_momentum=0.4` (PyTorch's convention: airbench's 0.6 is the weight of the old statistics) and
     `bn_eps=1e-12`; `pool_first=True`: conv-maxpool-BN-activation (BatchNorm on a quarter of the pixels).
   - `head_scale`: the logits' multiplier (Page 0.125, airbench 1/9).
+  - `conv_init="dirac"`: airbench94's initialisation of the 3x3 convs: PyTorch's default (uniform, bound
+    1/sqrt(fan_in)) with the first in_channels filters set to identities (`nn.init.dirac_`), so each conv
+    starts by passing its input through; the default `"kaiming"` is He et al.'s normal init (fan_out).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class ResNet9(ImageClassifier):
                  widths: tuple[int, int, int] | None = None, residual_convs: int = 2,
                  residual_layers: tuple[int, ...] = (1, 3), stem: str = "conv", activation: str = "relu",
                  norm: str = "scale_and_bias", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
-                 pool_first: bool = False, head_scale: float = 0.125) -> None:
+                 pool_first: bool = False, head_scale: float = 0.125, conv_init: str = "kaiming") -> None:
         super().__init__()
         checks = [(width >= 1, f"width must be at least 1, got {width}"),
                   (widths is None or (len(widths) == 3 and min(widths) >= 1),
@@ -103,7 +106,8 @@ class ResNet9(ImageClassifier):
                   (activation in ("relu", "gelu"), f"activation must be relu or gelu, got {activation!r}"),
                   (norm in ("scale_and_bias", "bias"), f"norm must be scale_and_bias or bias, got {norm!r}"),
                   (0.0 < bn_momentum <= 1.0, f"bn_momentum must be in (0, 1], got {bn_momentum}"),
-                  (head_scale > 0, f"head_scale must be > 0, got {head_scale}")]
+                  (head_scale > 0, f"head_scale must be > 0, got {head_scale}"),
+                  (conv_init in ("kaiming", "dirac"), f"conv_init must be kaiming or dirac, got {conv_init!r}")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -139,7 +143,11 @@ class ResNet9(ImageClassifier):
         self.default_input_size = (in_chans, 32, 32)
         for module in self.modules():
             if isinstance(module, nn.Conv2d) and module is not self.conv1:
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if conv_init == "dirac":  # airbench94's Conv.reset_parameters: nn.Conv2d's own init, then identities
+                    module.reset_parameters()
+                    nn.init.dirac_(module.weight[:module.in_channels])
+                else:
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         smallest = 9 if self.stem == "whiten" else 8  # three 2x2 max-pools, after the 2x2 stem's lost pixel
@@ -205,9 +213,9 @@ def resnet9_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: obj
 def resnet8_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: object) -> ResNet9:
     """airbench94's network made residual: the whitened 2x2 stem, then three layers of 64, 256 and 256 channels,
     each a conv-pool-BN-activation followed by a residual conv-BN-activation (airbench's second conv of each
-    group, here with a shortcut), ReLU (a 4-step microbenchmark had GELU 28% slower on the CPU; in whole epochs,
-    with freed memory kept for both, airbench94's GELU net and this one cost the same 38-41 s, docs/benchmarks.md),
-    bias-only BatchNorm (momentum 0.4, eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
+    group, here with a shortcut), ReLU by default (`activation="gelu"` is airbench94's: ~9% slower per epoch on the
+    CPU, more learnt per epoch, so fast-cifar sets it; docs/benchmarks.md), bias-only BatchNorm (momentum 0.4,
+    eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
     settings: dict[str, object] = dict(stem="whiten", widths=(64, 256, 256), residual_convs=1,
                                        residual_layers=(1, 2, 3), activation="relu", norm="bias", bn_momentum=0.4,
                                        bn_eps=1e-12, pool_first=True, head_scale=1 / 9)
