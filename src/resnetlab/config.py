@@ -18,7 +18,7 @@ import yaml
 
 from .atomic import atomic_write
 from .errors import ConfigError, did_you_mean
-from .recipes import recipe_settings
+from .recipes import recipe_settings, scale_to_epochs
 from .yamlfile import load_yaml_text, read_settings_file
 
 # the choices, stated once: optim.py, runtime.py and the CLI read them from here
@@ -355,7 +355,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Build a Config: defaults, then a recipe (`recipe=`), then a YAML file, then overrides; validate it.
 
     The recipe's per-model settings apply when the finally chosen model is named there; with other epochs than
-    the recipe's, its warm-up and restarts scale to keep their share of the run (`_scale_recipe_epochs`).
+    the recipe's, its warm-up and restarts scale to keep their share of the run (`recipes.scale_to_epochs`).
     """
     overrides = dict(overrides or {})
     file_data = _flatten(read_settings_file(Path(path), "config file")) if path is not None else {}
@@ -375,21 +375,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     apply_overrides(config, file_data)
     apply_overrides(config, overrides)
     if recipe:
-        _scale_recipe_epochs(config.train, recipe_epochs, {setting_paths()[k] for s in (file_data, overrides)
-                                                           for k in s if k in setting_paths()})
+        paths = setting_paths()
+        given = {paths[k] for source in (file_data, overrides) for k in source if k in paths}
+        scale_to_epochs(config.train, recipe_epochs, given)
     return config.validate()
-
-
-def _scale_recipe_epochs(train: TrainConfig, recipe_epochs: int, given: set[str]) -> None:
-    """A recipe run for other than its own epochs keeps its schedule's shape: its warm-up and warm restarts, set in
-    epochs, scale with the run's length (fast-cifar epochs=10 peaks at 23% and restarts at 39%, as its 36 epochs
-    do), unless they were given too."""
-    scale = train.epochs / recipe_epochs
-    if scale != 1:
-        if "train.warmup_epochs" not in given:
-            train.warmup_epochs = round(train.warmup_epochs * scale, 4)
-        if "train.restart_epochs" not in given:
-            train.restart_epochs = [round(r * scale, 4) for r in train.restart_epochs]
 
 
 def save_config(config: Config, path: str | Path) -> None:
