@@ -30,14 +30,12 @@ TtaMode = Literal["none", "flip", "flip+shift"]  # test-time augmentation (runti
 class ModelConfig:
     name: str = "resnet20"  # any name from `resnetlab models`
     # imagenet/small: the ResNets' 7x7/2+pool or 3x3/1; conv/whiten: resnet9's prep conv or airbench's 2x2
-    # whitening conv. None keeps the architecture's own
-    stem: Literal["imagenet", "small", "conv", "whiten"] | None = None
+    # whitening conv
+    stem: Literal["imagenet", "small", "conv", "whiten"] | None = None  # first layer; None: the model's own
     width: int | None = None  # resnet9: the prep conv's channels, the layers get 2x, 4x, 8x (Page: 64); None: own
     shortcut: Literal["A", "B"] | None = None  # He et al. 2015, Sec. 3.3; None keeps the architecture's own
-    # resnet9 family: the nonlinearity (airbench94: GELU; Page: ReLU); None keeps the architecture's own
-    activation: Literal["relu", "gelu"] | None = None
-    # resnet9 family: the 3x3 convs' init: He et al.'s normal, or airbench94's identities (dirac); None: own
-    conv_init: Literal["kaiming", "dirac"] | None = None
+    activation: Literal["relu", "gelu"] | None = None  # resnet9 family (airbench94: gelu, Page: relu); None: own
+    conv_init: Literal["kaiming", "dirac"] | None = None  # resnet9 family: He et al.'s, or airbench94's identities
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
