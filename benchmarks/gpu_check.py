@@ -130,7 +130,7 @@ def fast_cifar_recipe() -> str:
         np.savez(data, x_train=images[:5120], y_train=labels[:5120], x_test=images[5120:], y_test=labels[5120:])
         for precision in ("bf16", "fp16") if DEVICE.startswith("cuda") else ("bf16",):
             config = load_config(overrides={"recipe": "fast-cifar", "data": str(data), "device": DEVICE,
-                                            "precision": precision, "epochs": "6", "warmup_epochs": "1.4",
+                                            "precision": precision, "epochs": "6",  # warm-up, restart: scaled
                                             "project": project, "plots": "false"})
             result = resnetlab.train(config, display="none")
             assert result.test.accuracy > 0.5, (precision, result.test.accuracy)

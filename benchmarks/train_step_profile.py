@@ -43,9 +43,10 @@ GROUPS = {
 }
 
 
-def make_step(model_name: str, batch: int, *, bf16: bool, channels_last: bool, compiled: bool):
+def make_step(model_name: str | nn.Module, batch: int, *, bf16: bool, channels_last: bool, compiled: bool):
+    """One step (forward, backward, SGD) on a fixed random batch; `model_name` a registry name or a model."""
     torch.manual_seed(0)
-    model = resnetlab.create_model(model_name, num_classes=10)
+    model = resnetlab.create_model(model_name, num_classes=10) if isinstance(model_name, str) else model_name
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)

@@ -369,7 +369,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                      config.model.name)
         apply_overrides(config, per_model.get(str(model), {}))
         config.run.recipe = str(recipe)
-    recipe_epochs = config.train.epochs
+    recipe_epochs = config.train.epochs  # the recipe's own, before the file and the command line
     apply_overrides(config, file_data)
     apply_overrides(config, overrides)
     if recipe:

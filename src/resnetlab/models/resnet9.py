@@ -213,7 +213,7 @@ def resnet9_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: obj
 def resnet8_airbench(*, num_classes: int = 10, in_chans: int = 3, **options: object) -> ResNet9:
     """airbench94's network made residual: the whitened 2x2 stem, then three layers of 64, 256 and 256 channels,
     each a conv-pool-BN-activation followed by a residual conv-BN-activation (airbench's second conv of each
-    group, here with a shortcut), ReLU by default (`activation="gelu"` is airbench94's: ~9% slower per epoch on the
+    group, here with a shortcut), ReLU by default (`activation="gelu"` is airbench94's: ~9% slower per step on the
     CPU, more learnt per epoch, so fast-cifar sets it; docs/benchmarks.md), bias-only BatchNorm (momentum 0.4,
     eps 1e-12), logits x 1/9: 1.97M parameters, as airbench94's net."""
     settings: dict[str, object] = dict(stem="whiten", widths=(64, 256, 256), residual_convs=1,
