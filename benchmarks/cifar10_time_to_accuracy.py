@@ -6,8 +6,9 @@ other on the same data and machine, test accuracy against wall time.
         [--eval-every 1] [--data-dir ../shared/data/cifar10] [key=value ...]
 
 airbench94 runs first for every seed, then `resnetlab.train` with the recipe (key=value settings on top).
-After every `--eval-every` epochs (and the last) the test set is evaluated with each side's TTA (airbench's
-tta_level 2, the recipe's `tta`; the six views are the same) and logged with the wall time so far; these
+After every `--eval-every` epochs (and the last epoch of each lr cycle, `restart_epochs`) the test set is
+evaluated with each side's TTA (airbench's tta_level 2, the recipe's `tta`; the six views are the same) and
+logged with the wall time so far; these
 evaluations are not on the clock (airbench's rule). resnetlab's clock covers everything `train` does
 (data loading, model set-up, training, its final fp32 test evaluation, files written); airbench's covers
 its whitening set-up and training. Reports per run the final accuracy, the time to 85/90/93% and to
@@ -51,7 +52,8 @@ def run_recipe(recipe: str, settings: list[str], data_dir: str, seed: int, eval_
     started = time.perf_counter()
 
     def evaluate_test(trainer, metrics) -> None:
-        if metrics.epoch % eval_every and metrics.epoch != trainer.cfg.epochs:
+        ends = {trainer.cfg.epochs, *trainer.cfg.restart_epochs}  # the last epoch and each lr cycle's last
+        if metrics.epoch % eval_every and metrics.epoch not in ends:
             return
         began = time.perf_counter()
         inference = Inference(trainer.precision.dtype, trainer.precision.channels_last, config.run.tta)

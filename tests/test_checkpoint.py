@@ -30,7 +30,8 @@ def _model_and_info(name="resnet20", **options):
 @pytest.mark.parametrize("suffix", [".safetensors", ".h5"])
 @pytest.mark.parametrize("name, options", [("resnet20", {}), ("resnet18", {"stem": "small"}),
                                            ("tutorial_cnn", {"img_size": 16}), ("preact_resnet110", {}),
-                                           ("resnet8_airbench", {"activation": "gelu"})])  # fast-cifar's GELU
+                                           ("resnet8_airbench", {"activation": "gelu"}),  # fast-cifar's GELU
+                                           ("resnet8_airbench", {"shortcut_layers": [2, 3]})])
 def test_round_trip_gives_identical_outputs(tmp_path, suffix, name, options):
     model, info = _model_and_info(name, **options)
     path = save_model(tmp_path / f"model{suffix}", model, info)

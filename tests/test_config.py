@@ -96,6 +96,9 @@ def test_model_options_pass_only_what_was_set():
     assert load_config().model.options() == {}
     gelu = load_config(overrides={"model": "resnet8_airbench", "activation": "gelu", "conv_init": "dirac"})
     assert gelu.model.options() == {"activation": "gelu", "conv_init": "dirac"}
+    plain = load_config(overrides={"model": "resnet8_airbench", "model.shortcut_layers": "[]"})
+    assert plain.model.options() == {"shortcut_layers": []}
+    assert not resnetlab.create_model(plain.model.name, **plain.model.options()).layer3[1].shortcut
     assert isinstance(resnetlab.create_model(gelu.model.name, **gelu.model.options()).layer1[0].act, torch.nn.GELU)
     with pytest.raises(ConfigError, match="activation must be one of relu, gelu"):
         load_config(overrides={"activation": "tanh"})
@@ -106,12 +109,12 @@ def test_recipe_on_the_command_line_beats_the_one_in_the_file(tmp_path):
     config = load_config(tmp_path / "c.yaml", {"recipe": "he2015-cifar"})
     assert config.run.recipe == "he2015-cifar"
     assert config.train.epochs == 7  # the file's own settings still apply over the recipe
-    # ... and the recipe's warm-up (23% of its 36 epochs) and restart (after 14) keep their share of the 7
+    # ... and the recipe's warm-up (23% of its 36 epochs) and restart (after 11) keep their share of the 7
     short = load_config(tmp_path / "c.yaml").train
-    assert short.warmup_epochs == pytest.approx(0.23 * 7) and short.restart_epochs == [pytest.approx(14 * 7 / 36,
+    assert short.warmup_epochs == pytest.approx(0.23 * 7) and short.restart_epochs == [pytest.approx(11 * 7 / 36,
                                                                                                      abs=1e-4)]
     given = load_config(overrides={"recipe": "fast-cifar", "epochs": "10", "warmup_epochs": "1"}).train
-    assert given.warmup_epochs == 1 and given.restart_epochs == [pytest.approx(14 * 10 / 36, abs=1e-4)]
+    assert given.warmup_epochs == 1 and given.restart_epochs == [pytest.approx(11 * 10 / 36, abs=1e-4)]
     assert load_config(overrides={"recipe": "fast-cifar"}).train.warmup_epochs == 8.28
     assert load_config(tmp_path / "c.yaml").run.recipe == "fast-cifar"
 

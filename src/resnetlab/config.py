@@ -35,7 +35,9 @@ class ModelConfig:
     width: int | None = None  # resnet9: the prep conv's channels, the layers get 2x, 4x, 8x (Page: 64); None: own
     shortcut: Literal["A", "B"] | None = None  # He et al. 2015, Sec. 3.3; None keeps the architecture's own
     activation: Literal["relu", "gelu"] | None = None  # resnet9 family (airbench94: gelu, Page: relu); None: own
-    conv_init: Literal["kaiming", "dirac"] | None = None  # resnet9 family: He et al.'s, or airbench94's identities
+    conv_init: Literal["kaiming", "dirac", "pytorch"] | None = None  # resnet9 family: He et al.'s, airbench94's
+    # (nn.Conv2d's own, then identities) or nn.Conv2d's own alone
+    shortcut_layers: list[int] | None = None  # resnet9 family: the residual layers that keep their shortcut; None: all
     zero_init_residual: bool = False  # start each residual branch at zero (Goyal et al. 2017)
     drop_path_rate: float = 0.0  # stochastic depth of the deepest block; 0 disables
     block_drop_rate: float = 0.0  # dropout inside wide-ResNet blocks (Zagoruyko & Komodakis: 0.3)
@@ -44,7 +46,7 @@ class ModelConfig:
     def options(self) -> dict[str, Any]:
         """Architecture options to pass to `create_model`, leaving out the ones left at default."""
         opts = {"stem": self.stem, "shortcut": self.shortcut, "width": self.width, "activation": self.activation,
-                "conv_init": self.conv_init}
+                "conv_init": self.conv_init, "shortcut_layers": self.shortcut_layers}
         opts = {k: v for k, v in opts.items() if v is not None}
         for key in ("zero_init_residual", "drop_path_rate", "block_drop_rate"):
             if getattr(self, key):

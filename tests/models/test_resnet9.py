@@ -47,13 +47,34 @@ def test_width_and_depth_options():
     assert plain(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_shortcut_layers_leave_the_other_branches_as_plain_stacks_with_the_same_parameters():
+    torch.manual_seed(0)
+    residual = resnetlab.create_model("resnet8_airbench").eval()
+    plain_first = resnetlab.create_model("resnet8_airbench", shortcut_layers=(2, 3)).eval()
+    plain_first.load_state_dict(residual.state_dict())  # same names and shapes: only the wiring differs
+    assert [block.shortcut for block in (plain_first.layer1[1], plain_first.layer2[1], plain_first.layer3[1])] \
+        == [False, True, True]
+    x = torch.randn(3, 64, 15, 15)
+    with torch.no_grad():
+        block = plain_first.layer1[1]
+        torch.testing.assert_close(block(x), block.branch(x))
+        torch.testing.assert_close(residual.layer1[1](x), x + block.branch(x))
+        images = torch.randn(2, 3, 32, 32)
+        assert not torch.allclose(plain_first(images), residual(images))
+    assert "shortcut=False" in repr(plain_first.layer1[1])
+    plain = resnetlab.create_model("resnet8_airbench", shortcut_layers=())  # airbench94's own net, conv for conv
+    assert not any(m.shortcut for m in plain.modules() if isinstance(m, Residual))
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in residual.parameters())
+
+
 @pytest.mark.parametrize("options, message", [
     ({"width": 0}, "width must be at least 1"),
     ({"activation": "swish"}, "activation must be relu or gelu"),
     ({"residual_layers": (4,)}, "residual_layers must name layers among 1, 2, 3"),
+    ({"residual_layers": (1, 3), "shortcut_layers": (2,)}, r"shortcut_layers must be among residual_layers=\(1, 3\)"),
     ({"norm": "none"}, "norm must be scale_and_bias or bias"),
     ({"depth": 3}, "does not take option 'depth'"),
-    ({"conv_init": "orthogonal"}, "conv_init must be kaiming or dirac"),
+    ({"conv_init": "orthogonal"}, "conv_init must be kaiming, dirac or pytorch"),
 ])
 def test_bad_options_say_what_is_allowed(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -170,3 +191,12 @@ def test_dirac_init_starts_each_conv_as_an_identity_on_its_inputs_as_airbench94s
     assert model.conv1.weight.abs().sum() > 0  # the whitening conv is left to init_from_data
     kaiming = resnetlab.create_model("resnet8_airbench").layer2[1].branch[0].conv.weight
     assert kaiming.std().item() == pytest.approx((2 / (256 * 9)) ** 0.5, rel=0.05)  # He et al., fan_out
+
+
+def test_pytorch_init_is_nn_conv2ds_own_uniform_without_identities():
+    torch.manual_seed(0)
+    conv = resnetlab.create_model("resnet8_airbench", conv_init="pytorch").layer2[1].branch[0].conv
+    bound = 1 / (256 * 9) ** 0.5  # kaiming_uniform(a=sqrt(5)): uniform within 1/sqrt(fan_in)
+    assert conv.weight.abs().max() <= bound
+    assert conv.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.05)  # a uniform's std: bound/sqrt(3)
+    assert conv.weight[0, 0, 1, 1].abs() < 0.5  # no identity at the centre, unlike dirac's 1

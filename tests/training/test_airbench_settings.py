@@ -168,7 +168,7 @@ def test_fast_cifar_is_the_residual_airbench_recipe_and_resnet20s_keeps_its_name
     assert fast.model.name == "resnet8_airbench"
     assert fast.model.options() == {"activation": "gelu"}  # airbench94's GELU, set for this model only
     assert load_config(overrides={"recipe": "fast-cifar", "model": "resnet20"}).model.options() == {}
-    assert fast.train.restart_epochs == [14]  # a first short cycle of 14 epochs, then 22 more
+    assert fast.train.restart_epochs == [11]  # a first short cycle of 11 epochs, then 25 more
     t = fast.train
     assert (t.batch_size, t.decoupled, t.lr, t.momentum, t.weight_decay) == (1024, True, 11.5, 0.85, 0.0153)
     assert (t.norm_bias_lr_scale, t.start_lr_factor, t.end_lr_factor, t.label_smoothing) == (64, 0.2, 0.07, 0.2)

@@ -6,7 +6,9 @@ conv-BN-ReLU-maxpool with 128, 256 and 512 channels, a residual branch of two co
 and 3, a global max-pool and a linear classifier whose output is multiplied by 0.125. `width` scales every
 width (64 is Page's; `widths` sets the three layers' channels directly, airbench94's are 64, 256, 256),
 `residual_convs` sets the convs per residual branch and `residual_layers` which layers
-get one (Page: 1 and 3).
+get one (Page: 1 and 3); `shortcut_layers` which of those add their input back (default all of them; the
+others keep the branch's convs as a plain stack, so `shortcut_layers=()` on resnet8_airbench is airbench94's
+network, conv for conv).
 
 airbench94's choices (its published `hyp`), each an option here:
   - `stem="whiten"`: a 2x2 convolution of 2·C·4 channels (24 for RGB) initialised by `init_from_data` to
@@ -18,7 +20,9 @@ airbench94's choices (its published `hyp`), each an option here:
   - `head_scale`: the logits' multiplier (Page 0.125, airbench 1/9).
   - `conv_init="dirac"`: airbench94's initialisation of the 3x3 convs: PyTorch's default (uniform, bound
     1/sqrt(fan_in)) with the first in_channels filters set to identities (`nn.init.dirac_`), so each conv
-    starts by passing its input through; the default `"kaiming"` is He et al.'s normal init (fan_out).
+    starts by passing its input through; `"pytorch"` is nn.Conv2d's default alone (uniform, bound
+    1/sqrt(fan_in): 2.5x smaller than Kaiming's at 256 channels, so behind BatchNorm the first steps are
+    ~6x larger); the default `"kaiming"` is He et al.'s normal init (fan_out).
 """
 
 from __future__ import annotations
@@ -74,14 +78,19 @@ class ConvNormAct(nn.Module):
 
 
 class Residual(nn.Module):
-    """x + branch(x): Page's residual block, `convs` ConvNormActs of the same width."""
+    """x + branch(x): Page's residual block, `convs` ConvNormActs of the same width; `shortcut=False` leaves
+    branch(x), the plain twin with the same parameters (as plain20 is resnet20's)."""
 
-    def __init__(self, chans: int, convs: int, **layer: object) -> None:
+    def __init__(self, chans: int, convs: int, shortcut: bool = True, **layer: object) -> None:
         super().__init__()
         self.branch = nn.Sequential(*(ConvNormAct(chans, chans, pool=False, **layer) for _ in range(convs)))
+        self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.branch(x)
+        return x + self.branch(x) if self.shortcut else self.branch(x)
+
+    def extra_repr(self) -> str:
+        return "" if self.shortcut else "shortcut=False"
 
 
 class ResNet9(ImageClassifier):
@@ -92,7 +101,8 @@ class ResNet9(ImageClassifier):
 
     def __init__(self, *, num_classes: int = 10, in_chans: int = 3, width: int = 64,
                  widths: tuple[int, int, int] | None = None, residual_convs: int = 2,
-                 residual_layers: tuple[int, ...] = (1, 3), stem: str = "conv", activation: str = "relu",
+                 residual_layers: tuple[int, ...] = (1, 3), shortcut_layers: tuple[int, ...] | None = None,
+                 stem: str = "conv", activation: str = "relu",
                  norm: str = "scale_and_bias", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  pool_first: bool = False, head_scale: float = 0.125, conv_init: str = "kaiming") -> None:
         super().__init__()
@@ -102,12 +112,15 @@ class ResNet9(ImageClassifier):
                   (residual_convs >= 1, f"residual_convs must be at least 1, got {residual_convs}"),
                   (set(residual_layers) <= {1, 2, 3},
                    f"residual_layers must name layers among 1, 2, 3, got {residual_layers}"),
+                  (shortcut_layers is None or set(shortcut_layers) <= set(residual_layers),
+                   f"shortcut_layers must be among residual_layers={tuple(residual_layers)}, got {shortcut_layers}"),
                   (stem in ("conv", "whiten"), f"stem must be conv or whiten, got {stem!r}"),
                   (activation in ("relu", "gelu"), f"activation must be relu or gelu, got {activation!r}"),
                   (norm in ("scale_and_bias", "bias"), f"norm must be scale_and_bias or bias, got {norm!r}"),
                   (0.0 < bn_momentum <= 1.0, f"bn_momentum must be in (0, 1], got {bn_momentum}"),
                   (head_scale > 0, f"head_scale must be > 0, got {head_scale}"),
-                  (conv_init in ("kaiming", "dirac"), f"conv_init must be kaiming or dirac, got {conv_init!r}")]
+                  (conv_init in ("kaiming", "dirac", "pytorch"),
+                   f"conv_init must be kaiming, dirac or pytorch, got {conv_init!r}")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -132,7 +145,8 @@ class ResNet9(ImageClassifier):
         for index, out in enumerate(widths, start=1):
             stage = [ConvNormAct(chans, out, pool=True, **layer)]
             if index in residual_layers:
-                stage.append(Residual(out, residual_convs, **layer))
+                shortcut = shortcut_layers is None or index in shortcut_layers
+                stage.append(Residual(out, residual_convs, shortcut, **layer))
             stages.append(nn.Sequential(*stage))
             chans = out
         self.layer1, self.layer2, self.layer3 = stages
@@ -143,9 +157,10 @@ class ResNet9(ImageClassifier):
         self.default_input_size = (in_chans, 32, 32)
         for module in self.modules():
             if isinstance(module, nn.Conv2d) and module is not self.conv1:
-                if conv_init == "dirac":  # airbench94's Conv.reset_parameters: nn.Conv2d's own init, then identities
+                if conv_init in ("dirac", "pytorch"):  # nn.Conv2d's own init (airbench94's Conv.reset_parameters)
                     module.reset_parameters()
-                    nn.init.dirac_(module.weight[:module.in_channels])
+                    if conv_init == "dirac":  # ... then identities, as airbench94's
+                        nn.init.dirac_(module.weight[:module.in_channels])
                 else:
                     nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
