@@ -264,7 +264,10 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
                 raise ConfigError(f"{key} must be a list such as [30, 60], got {value!r}") from None
         if not isinstance(value, (list, tuple)):
             value = [value]
-        return [coerce(key, v, args[0]) for v in value]
+        try:
+            return [coerce(key, v, args[0]) for v in value]
+        except ConfigError as exc:  # "2,3" is one item, not two: say how a list is written
+            raise ConfigError(f"{exc}; {key} is a list, written as [2, 3]") from None
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -40,7 +40,7 @@ def recipe_settings(name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]
 
 def scale_to_epochs(train: TrainConfig, recipe_epochs: int, given: set[str]) -> None:
     """A recipe run for other than its own epochs keeps its schedule's shape: its warm-up and warm restarts, set in
-    epochs, scale with the run's length (fast-cifar epochs=10 peaks at 23% and restarts at 39%, as its 36 epochs
+    epochs, scale with the run's length (fast-cifar epochs=10 peaks at 23% and restarts at 31%, as its 36 epochs
     do), unless they were given too."""
     scale = train.epochs / recipe_epochs
     if scale != 1:

@@ -75,6 +75,8 @@ def test_shortcut_layers_leave_the_other_branches_as_plain_stacks_with_the_same_
     ({"norm": "none"}, "norm must be scale_and_bias or bias"),
     ({"depth": 3}, "does not take option 'depth'"),
     ({"conv_init": "orthogonal"}, "conv_init must be kaiming, dirac or pytorch"),
+    ({"shortcut_layers": 2}, r"shortcut_layers must be a list of layer numbers such as \[1, 3\], got 2"),
+    ({"residual_layers": 3}, "residual_layers must be a list of layer numbers"),
 ])
 def test_bad_options_say_what_is_allowed(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -114,8 +116,16 @@ def test_whitening_from_data_decorrelates_2x2_patches():
 
 
 def test_too_small_inputs_are_refused_with_what_to_do():
-    with pytest.raises(ValueError, match=r"at least 9x9 pixels, got \(8, 8\); resize the images"):
+    with pytest.raises(ConfigError, match=r"at least 9x9 pixels, got \(8, 8\); resize the images \(img_size=32 for"):
         resnetlab.create_model("resnet9_airbench")(torch.randn(2, 3, 8, 8))
+
+
+def test_training_on_too_small_images_ends_in_the_message_not_a_traceback(tmp_path, capsys):
+    from resnetlab.cli import main  # the 8x8 embedded digits are too small for the whitened stem
+    code = main(["train", "model=resnet8_airbench", "epochs=1", "max_steps=1", f"project={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert "needs inputs of at least 9x9 pixels, got (8, 8)" in err and "resnet20" in err
 
 
 def test_a_training_run_whitens_the_fresh_model(tmp_path):

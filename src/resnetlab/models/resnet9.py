@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ConfigError
 from ..registry import register_model
 from .base import ImageClassifier
 from .layers import FoldPair
@@ -106,6 +107,9 @@ class ResNet9(ImageClassifier):
                  norm: str = "scale_and_bias", bn_momentum: float = 0.1, bn_eps: float = 1e-5,
                  pool_first: bool = False, head_scale: float = 0.125, conv_init: str = "kaiming") -> None:
         super().__init__()
+        for name, layers in (("residual_layers", residual_layers), ("shortcut_layers", shortcut_layers)):
+            if layers is not None and not isinstance(layers, (list, tuple)):  # 2 for (2,) would be a guess
+                raise ValueError(f"{name} must be a list of layer numbers such as [1, 3], got {layers!r}")
         checks = [(width >= 1, f"width must be at least 1, got {width}"),
                   (widths is None or (len(widths) == 3 and min(widths) >= 1),
                    f"widths must be three positive channel counts (layer1, layer2, layer3), got {widths}"),
@@ -167,9 +171,10 @@ class ResNet9(ImageClassifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         smallest = 9 if self.stem == "whiten" else 8  # three 2x2 max-pools, after the 2x2 stem's lost pixel
         if min(x.shape[-2:]) < smallest:
-            raise ValueError(f"{type(self).__name__} (stem={self.stem}) needs inputs of at least {smallest}x{smallest} "
-                             f"pixels, got {tuple(x.shape[-2:])}; resize the images (img_size=32) or pick a model "
-                             "for small inputs (resnet20)")
+            # a ConfigError (a ValueError) so the CLI reports it as the setting it is, not as a crash
+            raise ConfigError(f"{type(self).__name__} (stem={self.stem}) needs inputs of at least {smallest}x{smallest} "
+                              f"pixels, got {tuple(x.shape[-2:])}; resize the images (img_size=32 for an image "
+                              "folder or manifest) or pick a model for small inputs (resnet20)")
         x = self.prep(self.conv1(x))
         return self.layer3(self.layer2(self.layer1(x)))
 
