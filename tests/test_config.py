@@ -96,7 +96,8 @@ def test_model_options_pass_only_what_was_set():
     assert load_config().model.options() == {}
     gelu = load_config(overrides={"model": "resnet8_airbench", "activation": "gelu", "conv_init": "dirac"})
     assert gelu.model.options() == {"activation": "gelu", "conv_init": "dirac"}
-    with pytest.raises(ConfigError, match=r"must be an integer, got '2,3'; shortcut_layers is a list, written as \[2, 3\]"):
+    listed = r"must be an integer, got '2,3'; shortcut_layers is a list, written as \[2, 3\]"
+    with pytest.raises(ConfigError, match=listed):
         load_config(overrides={"shortcut_layers": "2,3"})
     plain = load_config(overrides={"model": "resnet8_airbench", "model.shortcut_layers": "[]"})
     assert plain.model.options() == {"shortcut_layers": []}

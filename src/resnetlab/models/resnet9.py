@@ -172,9 +172,10 @@ class ResNet9(ImageClassifier):
         smallest = 9 if self.stem == "whiten" else 8  # three 2x2 max-pools, after the 2x2 stem's lost pixel
         if min(x.shape[-2:]) < smallest:
             # a ConfigError (a ValueError) so the CLI reports it as the setting it is, not as a crash
-            raise ConfigError(f"{type(self).__name__} (stem={self.stem}) needs inputs of at least {smallest}x{smallest} "
-                              f"pixels, got {tuple(x.shape[-2:])}; resize the images (img_size=32 for an image "
-                              "folder or manifest) or pick a model for small inputs (resnet20)")
+            raise ConfigError(f"{type(self).__name__} (stem={self.stem}) needs inputs of at least "
+                              f"{smallest}x{smallest} pixels, got {tuple(x.shape[-2:])}; resize the images "
+                              "(img_size=32 for an image folder or manifest) or pick a model for small inputs "
+                              "(resnet20)")
         x = self.prep(self.conv1(x))
         return self.layer3(self.layer2(self.layer1(x)))
 
